@@ -1,0 +1,3 @@
+//! Diffusion sampling: the DDIM scheduler (ALGORITHM.md §1).
+
+pub mod ddim;

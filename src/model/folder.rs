@@ -1,0 +1,164 @@
+//! A diffusers model folder on disk (`text_encoder/`, `tokenizer/`, `scheduler/`, …): the
+//! native way in. Each component's `config.json` is optional (SD-2.1-base's values are the
+//! default); its weights are `model.safetensors` / `diffusion_pytorch_model.safetensors` or
+//! the `*.fp16.safetensors` variant, read tensor by tensor.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::clip::ClipTextEncoder;
+use super::config::{ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+use super::unet::UNet;
+use super::vae::Vae;
+use crate::tokenizer::{ClipTokenizer, TokenizerError};
+use crate::weights::{find_weights_file, FileSource, TensorLoader, WeightError};
+
+/// Anything that stops a component from loading.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A weights file is missing or bad.
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    /// The tokenizer files are bad.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    /// A file could not be read.
+    #[error("{path}: {detail}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        detail: String,
+    },
+}
+
+/// A diffusers-layout folder, e.g. a local copy of stable-diffusion-2-1-base.
+#[derive(Clone, Debug)]
+pub struct ModelFolder {
+    root: PathBuf,
+}
+
+impl ModelFolder {
+    /// Opens a folder; fails if it is not a directory.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(LoadError::Io {
+                path: root.display().to_string(),
+                detail: "not a directory".to_string(),
+            });
+        }
+        Ok(ModelFolder { root })
+    }
+
+    /// The folder's path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn read(&self, relative: &str) -> Result<Option<String>, LoadError> {
+        let path = self.root.join(relative);
+        if !path.exists() {
+            return Ok(None);
+        }
+        std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|e| LoadError::Io {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    fn read_required(&self, relative: &str) -> Result<String, LoadError> {
+        self.read(relative)?.ok_or_else(|| LoadError::Io {
+            path: self.root.join(relative).display().to_string(),
+            detail: "file not found".to_string(),
+        })
+    }
+
+    /// `text_encoder/config.json`, or SD-2.1-base's when absent.
+    pub fn text_encoder_config(&self) -> Result<TextEncoderConfig, LoadError> {
+        let file = "text_encoder/config.json";
+        Ok(match self.read(file)? {
+            Some(json) => TextEncoderConfig::from_json(&self.label(file), &json)?,
+            None => TextEncoderConfig::sd21(),
+        })
+    }
+
+    /// `scheduler/scheduler_config.json`, or SD-2.1-base's when absent.
+    pub fn scheduler_config(&self) -> Result<SchedulerConfig, LoadError> {
+        let file = "scheduler/scheduler_config.json";
+        Ok(match self.read(file)? {
+            Some(json) => SchedulerConfig::from_json(&self.label(file), &json)?,
+            None => SchedulerConfig::sd21(),
+        })
+    }
+
+    /// The tokenizer from `tokenizer/vocab.json` and `tokenizer/merges.txt`.
+    pub fn tokenizer(&self) -> Result<ClipTokenizer, LoadError> {
+        let vocab = self.read_required("tokenizer/vocab.json")?;
+        let merges = self.read_required("tokenizer/merges.txt")?;
+        Ok(ClipTokenizer::from_files(&vocab, &merges)?)
+    }
+
+    /// The text encoder on `device`.
+    pub fn text_encoder(&self, device: &Device) -> Result<ClipTextEncoder, LoadError> {
+        let config = self.text_encoder_config()?;
+        let mut loader = self.open_weights("text_encoder", "model", device)?;
+        Ok(ClipTextEncoder::load(&config, &mut loader)?)
+    }
+
+    /// `unet/config.json`, or SD-2.1-base's when absent.
+    pub fn unet_config(&self) -> Result<UNetConfig, LoadError> {
+        let file = "unet/config.json";
+        Ok(match self.read(file)? {
+            Some(json) => UNetConfig::from_json(&self.label(file), &json)?,
+            None => UNetConfig::sd21(),
+        })
+    }
+
+    /// `vae/config.json`, or SD-2.1-base's when absent.
+    pub fn vae_config(&self) -> Result<VaeConfig, LoadError> {
+        let file = "vae/config.json";
+        Ok(match self.read(file)? {
+            Some(json) => VaeConfig::from_json(&self.label(file), &json)?,
+            None => VaeConfig::sd21(),
+        })
+    }
+
+    /// The UNet on `device`.
+    pub fn unet(&self, device: &Device) -> Result<UNet, LoadError> {
+        let config = self.unet_config()?;
+        let mut loader = self.open_weights("unet", "diffusion_pytorch_model", device)?;
+        Ok(UNet::load(&config, &mut loader)?)
+    }
+
+    /// The VAE on `device`.
+    pub fn vae(&self, device: &Device) -> Result<Vae, LoadError> {
+        let config = self.vae_config()?;
+        let mut loader = self.open_weights("vae", "diffusion_pytorch_model", device)?;
+        Ok(Vae::load(&config, &mut loader)?)
+    }
+
+    fn open_weights(
+        &self,
+        component: &str,
+        stem: &str,
+        device: &Device,
+    ) -> Result<TensorLoader<FileSource>, LoadError> {
+        let path = find_weights_file(&self.root.join(component), stem)?;
+        Ok(TensorLoader::open(
+            &path.display().to_string(),
+            FileSource::open(&path)?,
+            device,
+        )?)
+    }
+
+    fn label(&self, relative: &str) -> String {
+        self.root.join(relative).display().to_string()
+    }
+}

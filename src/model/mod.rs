@@ -1,0 +1,14 @@
+//! The Stable Diffusion 2.x networks in burn, and their configs: one file per part.
+
+pub mod attention;
+pub mod budget;
+pub mod clip;
+pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod folder;
+pub mod layers;
+pub mod resnet;
+pub mod sampling;
+pub mod transformer;
+pub mod unet;
+pub mod vae;

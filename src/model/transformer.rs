@@ -1,0 +1,172 @@
+//! diffusers' `Transformer2DModel` with linear projections, as SD-2.x uses it: GroupNorm, a
+//! linear projection to tokens, `BasicTransformerBlock`s (self-attention, cross-attention to the
+//! text, GEGLU feed-forward, each pre-norm with a residual), and back to a feature map.
+
+use burn::module::Module;
+use burn::tensor::{activation, Tensor};
+
+use super::attention::{rows_per_chunk, Attention, DEFAULT_BUDGET_BYTES};
+use super::budget;
+use super::layers::{GroupNorm, LayerNorm, Linear};
+use crate::weights::{WeightError, WeightSource};
+
+/// The GEGLU feed-forward: `proj` gives [value | gate], out = value·gelu(gate), then `out`.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    proj: Linear,
+    out: Linear,
+    inner: usize,
+    budget_bytes: usize,
+}
+
+impl FeedForward {
+    fn load<L: WeightSource>(
+        loader: &mut L,
+        prefix: &str,
+        dim: usize,
+    ) -> Result<Self, WeightError> {
+        let inner = 4 * dim;
+        Ok(FeedForward {
+            proj: Linear::load(
+                loader,
+                &format!("{prefix}.net.0.proj"),
+                dim,
+                2 * inner,
+                true,
+            )?,
+            out: Linear::load(loader, &format!("{prefix}.net.2"), inner, dim, true)?,
+            inner,
+            budget_bytes: DEFAULT_BUDGET_BYTES,
+        })
+    }
+
+    /// `[batch, tokens, dim] -> [batch, tokens, dim]`, in token chunks so that the hidden
+    /// `[batch, rows, 2·inner]` stays within the budget (160 MiB unchunked at 64² and batch 4).
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, tokens, _] = x.dims();
+        let rows = rows_per_chunk(batch * 2 * self.inner * 4, self.budget_bytes).min(tokens);
+        let run = |x: Tensor<3>| {
+            let hidden = self.proj.forward(x);
+            budget::note(&hidden.dims());
+            let value = hidden.clone().narrow(2, 0, self.inner);
+            let gate = hidden.narrow(2, self.inner, self.inner);
+            self.out.forward(value * activation::gelu(gate))
+        };
+        if rows >= tokens {
+            return run(x);
+        }
+        let chunks = (0..tokens)
+            .step_by(rows)
+            .map(|start| run(x.clone().narrow(1, start, rows.min(tokens - start))))
+            .collect();
+        Tensor::cat(chunks, 1)
+    }
+}
+
+/// One `BasicTransformerBlock`.
+#[derive(Module, Debug)]
+pub struct TransformerBlock {
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff: FeedForward,
+}
+
+impl TransformerBlock {
+    fn load<L: WeightSource>(
+        loader: &mut L,
+        prefix: &str,
+        dim: usize,
+        context_dim: usize,
+        heads: usize,
+    ) -> Result<Self, WeightError> {
+        let p = |name: &str| format!("{prefix}.{name}");
+        Ok(TransformerBlock {
+            norm1: LayerNorm::load(loader, &p("norm1"), dim, 1e-5)?,
+            attn1: Attention::load(loader, &p("attn1"), dim, dim, heads, false)?,
+            norm2: LayerNorm::load(loader, &p("norm2"), dim, 1e-5)?,
+            attn2: Attention::load(loader, &p("attn2"), dim, context_dim, heads, false)?,
+            norm3: LayerNorm::load(loader, &p("norm3"), dim, 1e-5)?,
+            ff: FeedForward::load(loader, &p("ff"), dim)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>, context: &Tensor<3>) -> Tensor<3> {
+        let x = self.attn1.forward(self.norm1.forward(x.clone()), None) + x;
+        let x = self
+            .attn2
+            .forward(self.norm2.forward(x.clone()), Some(context.clone()))
+            + x;
+        self.ff.forward(self.norm3.forward(x.clone())) + x
+    }
+}
+
+/// A `Transformer2DModel` (linear projection).
+#[derive(Module, Debug)]
+pub struct SpatialTransformer {
+    norm: GroupNorm,
+    proj_in: Linear,
+    blocks: Vec<TransformerBlock>,
+    proj_out: Linear,
+}
+
+impl SpatialTransformer {
+    /// Loads `{prefix}.{norm,proj_in,transformer_blocks.N,proj_out}`.
+    pub fn load<L: WeightSource>(
+        loader: &mut L,
+        prefix: &str,
+        channels: usize,
+        context_dim: usize,
+        heads: usize,
+        depth: usize,
+        groups: usize,
+    ) -> Result<Self, WeightError> {
+        Ok(SpatialTransformer {
+            // diffusers builds this GroupNorm with eps 1e-6, not the config's norm_eps.
+            norm: GroupNorm::load(loader, &format!("{prefix}.norm"), channels, groups, 1e-6)?,
+            proj_in: Linear::load(
+                loader,
+                &format!("{prefix}.proj_in"),
+                channels,
+                channels,
+                true,
+            )?,
+            blocks: (0..depth)
+                .map(|i| {
+                    TransformerBlock::load(
+                        loader,
+                        &format!("{prefix}.transformer_blocks.{i}"),
+                        channels,
+                        context_dim,
+                        heads,
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+            proj_out: Linear::load(
+                loader,
+                &format!("{prefix}.proj_out"),
+                channels,
+                channels,
+                true,
+            )?,
+        })
+    }
+
+    /// `x: [batch, c, h, w]`, `context: [batch, tokens, context_dim]` `-> [batch, c, h, w]`.
+    pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {
+        let [batch, channels, h, w] = x.dims();
+        let tokens = self
+            .norm
+            .forward(x.clone())
+            .reshape([batch, channels, h * w])
+            .swap_dims(1, 2);
+        let mut t = self.proj_in.forward(tokens);
+        for block in &self.blocks {
+            t = block.forward(t, context);
+        }
+        let t = self.proj_out.forward(t);
+        t.swap_dims(1, 2).reshape([batch, channels, h, w]) + x
+    }
+}

@@ -1,0 +1,87 @@
+//! The golden suite natively, on two backends: the flex CPU backend and wgpu on Vulkan (Mesa's
+//! lavapipe in CI, a real GPU where there is one). The browser runs the same suite on WebGPU
+//! (tests/web_goldens.rs).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod suite;
+
+use std::sync::OnceLock;
+
+use burn::tensor::wgpu::WgpuBackend;
+use burn::tensor::Device;
+
+fn flex() -> Device {
+    Device::flex()
+}
+
+/// wgpu can be initialized once per process; every test shares that device.
+fn vulkan() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            Device::wgpu_options()
+                .graphics_api(WgpuBackend::Vulkan)
+                .init()
+                .unwrap_or_else(|e| {
+                    panic!("no Vulkan adapter ({e}); install mesa-vulkan-drivers for lavapipe")
+                })
+        })
+        .clone()
+}
+
+macro_rules! backend_suite {
+    ($backend:ident, $device:expr, $tolerance:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn text_encoder_matches_transformers() {
+                let err = pollster::block_on(suite::check_text_encoder(&$device, $tolerance))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: text encoder relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+
+            #[test]
+            fn unet_matches_diffusers() {
+                let err = pollster::block_on(suite::check_unet(&$device, $tolerance))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: UNet worst relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+
+            #[test]
+            fn vae_matches_diffusers() {
+                let err = pollster::block_on(suite::check_vae(&$device, $tolerance))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: VAE worst relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+
+            #[test]
+            fn ddim_matches_diffusers() {
+                let err = pollster::block_on(suite::check_scheduler(&$device, $tolerance))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: scheduler worst relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+        }
+    };
+}
+
+backend_suite!(flex_cpu, flex(), suite::CPU);
+backend_suite!(wgpu_vulkan, vulkan(), suite::GPU);
+
+#[test]
+fn tokenizer_matches_open_clip() {
+    let cases = suite::check_tokenizer().unwrap_or_else(|e| panic!("{e}"));
+    println!("tokenizer: {cases} golden cases equal");
+}

@@ -1,0 +1,386 @@
+//! The golden suite, one body of checks shared by every backend: the native test binary runs
+//! it on the flex CPU backend and on wgpu (lavapipe's Vulkan in CI), the browser test binary
+//! on WebGPU inside headless Chromium.
+//!
+//! The goldens come from `tests/fixtures/make_fixtures.py` (diffusers, transformers,
+//! open_clip); fixtures are embedded in the binary so the browser needs no file access.
+//! Every check is async because the browser can only read GPU results back asynchronously.
+
+#![allow(dead_code)]
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::Value;
+use sow_studio::compare::relative_l2;
+use sow_studio::diffusion::ddim::{Ddim, InversionConvention};
+use sow_studio::model::clip::ClipTextEncoder;
+use sow_studio::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+use sow_studio::model::unet::UNet;
+use sow_studio::model::vae::Vae;
+use sow_studio::tokenizer::ClipTokenizer;
+use sow_studio::weights::{safetensors::decode_f32, MemorySource, SafetensorsHeader, TensorLoader};
+
+macro_rules! fixture {
+    ($path:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $path
+        ))
+    };
+}
+macro_rules! fixture_text {
+    ($path:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $path
+        ))
+    };
+}
+
+pub const VOCAB: &str = fixture_text!("tiny-sd2/tokenizer/vocab.json");
+pub const MERGES: &str = fixture_text!("tiny-sd2/tokenizer/merges.txt");
+pub const TOKENIZER_GOLDEN: &str = fixture_text!("goldens/tokenizer.json");
+pub const TEXT_ENCODER_CONFIG: &str = fixture_text!("tiny-sd2/text_encoder/config.json");
+pub const TEXT_ENCODER_WEIGHTS: &[u8] = fixture!("tiny-sd2/text_encoder/model.fp16.safetensors");
+pub const TEXT_ENCODER_GOLDEN_JSON: &str = fixture_text!("goldens/text_encoder.json");
+pub const TEXT_ENCODER_GOLDEN: &[u8] = fixture!("goldens/text_encoder.safetensors");
+pub const SCHEDULER_CONFIG: &str = fixture_text!("tiny-sd2/scheduler/scheduler_config.json");
+pub const SCHEDULER_GOLDEN_JSON: &str = fixture_text!("goldens/scheduler.json");
+pub const SCHEDULER_GOLDEN: &[u8] = fixture!("goldens/scheduler.safetensors");
+pub const UNET_CONFIG: &str = fixture_text!("tiny-sd2/unet/config.json");
+pub const UNET_WEIGHTS: &[u8] = fixture!("tiny-sd2/unet/diffusion_pytorch_model.safetensors");
+pub const UNET_GOLDEN_JSON: &str = fixture_text!("goldens/unet.json");
+pub const UNET_GOLDEN: &[u8] = fixture!("goldens/unet.safetensors");
+pub const VAE_CONFIG: &str = fixture_text!("tiny-sd2/vae/config.json");
+pub const VAE_WEIGHTS: &[u8] = fixture!("tiny-sd2/vae/diffusion_pytorch_model.safetensors");
+pub const VAE_GOLDEN: &[u8] = fixture!("goldens/vae.safetensors");
+
+/// How far a backend may drift from the f32 reference, as a relative L2 error. The CPU
+/// backend computes in f32 like PyTorch; GPU backends reorder sums (tiled matmuls, parallel
+/// reductions) and use their own exp/erf, so they get more room.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    /// Text encoder hidden states (several layers of matmuls, softmax and GELU).
+    pub text_encoder: f64,
+    /// One scheduler operation (a few multiply-adds per element).
+    pub scheduler: f64,
+    /// UNet outputs (dozens of convolutions, norms and attentions deep).
+    pub unet: f64,
+    /// VAE posterior and decoded images.
+    pub vae: f64,
+}
+
+/// The flex CPU backend.
+pub const CPU: Tolerance = Tolerance {
+    text_encoder: 1e-5,
+    scheduler: 1e-6,
+    unet: 1e-4,
+    vae: 1e-4,
+};
+
+/// wgpu on a GPU API (lavapipe's Vulkan natively, SwiftShader's WebGPU in Chromium).
+pub const GPU: Tolerance = Tolerance {
+    text_encoder: 1e-4,
+    scheduler: 1e-6,
+    unet: 1e-4,
+    vae: 1e-4,
+};
+
+/// A named F32 tensor from a golden safetensors file: (shape, values).
+pub fn golden(file: &[u8], name: &str) -> (Vec<usize>, Vec<f32>) {
+    let header = SafetensorsHeader::parse("golden", file, Some(file.len() as u64))
+        .expect("golden file header");
+    let info = header
+        .tensors
+        .get(name)
+        .unwrap_or_else(|| panic!("golden tensor {name:?} is missing"));
+    let bytes = &file[info.start as usize..info.end as usize];
+    (
+        info.shape.clone(),
+        decode_f32(info.dtype, bytes).expect("float golden"),
+    )
+}
+
+fn upload4(device: &Device, (shape, values): (Vec<usize>, Vec<f32>)) -> Tensor<4> {
+    let shape: [usize; 4] = shape.try_into().expect("a 4-d golden");
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Reads a tensor back from any device (asynchronously: the only way in a browser).
+pub async fn read<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data_async()
+        .await
+        .expect("readback")
+        .try_into_vec::<f32>()
+        .expect("f32 data")
+}
+
+fn check(label: &str, actual: &[f32], expected: &[f32], tolerance: f64) -> Result<f64, String> {
+    let err = relative_l2(actual, expected);
+    if err <= tolerance {
+        Ok(err)
+    } else {
+        Err(format!(
+            "{label}: relative L2 error {err:.3e} exceeds {tolerance:.0e}"
+        ))
+    }
+}
+
+/// Every tokenizer golden case, exactly.
+pub fn check_tokenizer() -> Result<usize, String> {
+    let tokenizer = ClipTokenizer::from_files(VOCAB, MERGES).map_err(|e| e.to_string())?;
+    let golden: Value = serde_json::from_str(TOKENIZER_GOLDEN).unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got = tokenizer.tokenize(text).to_vec();
+        if got != expected {
+            return Err(format!(
+                "tokenizer differs for {text:?}:\n got      {got:?}\n expected {expected:?}"
+            ));
+        }
+    }
+    Ok(cases.len())
+}
+
+/// The tiny text encoder (fp16 variant file) against transformers' last hidden state.
+/// Returns the relative error.
+pub async fn check_text_encoder(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+    let config = TextEncoderConfig::from_json("text_encoder/config.json", TEXT_ENCODER_CONFIG)
+        .map_err(|e| e.to_string())?;
+    let mut loader = TensorLoader::open(
+        "text_encoder/model.fp16.safetensors",
+        MemorySource(TEXT_ENCODER_WEIGHTS),
+        device,
+    )
+    .map_err(|e| e.to_string())?;
+    let encoder = ClipTextEncoder::load(&config, &mut loader).map_err(|e| e.to_string())?;
+    let golden_json: Value = serde_json::from_str(TEXT_ENCODER_GOLDEN_JSON).unwrap();
+    let rows: Vec<Vec<u32>> = golden_json["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect();
+    let hidden = encoder.encode(&rows, device).map_err(|e| e.to_string())?;
+    let (shape, expected) = golden(TEXT_ENCODER_GOLDEN, "last_hidden_state");
+    if hidden.dims().to_vec() != shape {
+        return Err(format!(
+            "text encoder shape {:?} != {shape:?}",
+            hidden.dims()
+        ));
+    }
+    check(
+        "text encoder",
+        &read(hidden).await,
+        &expected,
+        tolerance.text_encoder,
+    )
+}
+
+fn as_usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
+/// DDIM against diffusers: grids, ᾱ, every step with η 0 and 1, inversion in three
+/// conventions, add_noise and jumps. Returns the largest relative error seen.
+pub async fn check_scheduler(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+    let config = SchedulerConfig::from_json("scheduler_config.json", SCHEDULER_CONFIG)
+        .map_err(|e| e.to_string())?;
+    let json: Value = serde_json::from_str(SCHEDULER_GOLDEN_JSON).unwrap();
+    let ddim10 = Ddim::new(&config, 10).unwrap();
+    let ddim50 = Ddim::new(&config, 50).unwrap();
+    if ddim10.timesteps() != as_usizes(&json["timesteps_10"]).as_slice() {
+        return Err(format!("10-step grid {:?}", ddim10.timesteps()));
+    }
+    if ddim50.timesteps() != as_usizes(&json["timesteps_50"]).as_slice() {
+        return Err(format!("50-step grid {:?}", ddim50.timesteps()));
+    }
+    let alphas: Vec<f32> = json["alphas_cumprod"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let mut worst = check("alphas_cumprod", ddim10.alphas_cumprod(), &alphas, 1e-6)?;
+    let final_alpha = json["final_alpha_cumprod"].as_f64().unwrap();
+    if (ddim10.final_alpha_cumprod() as f64 - final_alpha).abs() > 1e-7 {
+        return Err(format!(
+            "final_alpha_cumprod {}",
+            ddim10.final_alpha_cumprod()
+        ));
+    }
+
+    let sample = upload4(device, golden(SCHEDULER_GOLDEN, "sample"));
+    let eps = upload4(device, golden(SCHEDULER_GOLDEN, "model_output"));
+    let noise = upload4(device, golden(SCHEDULER_GOLDEN, "noise"));
+    let mut compare = |label: String, actual: Vec<f32>| -> Result<(), String> {
+        let (_, expected) = golden(SCHEDULER_GOLDEN, &label);
+        worst = worst.max(check(&label, &actual, &expected, tolerance.scheduler)?);
+        Ok(())
+    };
+
+    let mut step_cases: Vec<(&Ddim, usize, &str)> = ddim10
+        .timesteps()
+        .iter()
+        .map(|&t| (&ddim10, t, "n10"))
+        .collect();
+    step_cases.extend([981, 501, 1].map(|t| (&ddim50, t, "n50")));
+    for (ddim, t, grid) in step_cases {
+        for eta in [0u32, 1] {
+            let out = ddim.step(
+                eps.clone(),
+                t,
+                sample.clone(),
+                eta as f64,
+                Some(noise.clone()),
+            );
+            compare(format!("step_eta{eta}_{grid}_t{t}"), read(out).await)?;
+        }
+    }
+
+    for (name, convention) in [
+        ("v022", InversionConvention::Diffusers022Plus),
+        ("v019", InversionConvention::Diffusers019),
+        ("v017", InversionConvention::Diffusers017),
+    ] {
+        let expected = &json["inversion"][name];
+        let steps = ddim10.inversion_steps(convention);
+        let unet_t: Vec<i64> = steps.iter().map(|s| s.unet_timestep).collect();
+        let golden_t: Vec<i64> = expected["unet_timesteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        if unet_t != golden_t {
+            return Err(format!("{name} UNet timesteps {unet_t:?} != {golden_t:?}"));
+        }
+        for (key, ours) in [
+            (
+                "alpha_source",
+                steps.iter().map(|s| s.alpha_source).collect::<Vec<_>>(),
+            ),
+            (
+                "alpha_target",
+                steps.iter().map(|s| s.alpha_target).collect(),
+            ),
+        ] {
+            let theirs: Vec<f32> = expected[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            check(&format!("{name} {key}"), &ours, &theirs, 1e-6)?;
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let out = ddim10.invert_step(eps.clone(), step, sample.clone());
+            compare(format!("invert_{name}_i{i}"), read(out).await)?;
+        }
+    }
+
+    for t in [1, 301, 601, 999] {
+        let out = ddim10.add_noise(sample.clone(), noise.clone(), t);
+        compare(format!("add_noise_t{t}"), read(out).await)?;
+    }
+    for (s, t) in [(401, 601), (501, 701), (1, 901)] {
+        let out = ddim10.jump(sample.clone(), noise.clone(), s, t);
+        compare(format!("jump_s{s}_t{t}"), read(out).await)?;
+    }
+    Ok(worst)
+}
+
+/// The tiny UNet against diffusers on every golden case (batch 1, 2 and 4; sides 8, 16 and 23;
+/// timesteps from −99 to 981). Returns the largest relative error.
+pub async fn check_unet(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+    let config =
+        UNetConfig::from_json("unet/config.json", UNET_CONFIG).map_err(|e| e.to_string())?;
+    let mut loader = TensorLoader::open("unet", MemorySource(UNET_WEIGHTS), device)
+        .map_err(|e| e.to_string())?;
+    let unet = UNet::load(&config, &mut loader).map_err(|e| e.to_string())?;
+    let json: Value = serde_json::from_str(UNET_GOLDEN_JSON).unwrap();
+    let mut worst = 0.0f64;
+    for case in json["cases"].as_array().unwrap() {
+        let i = case["index"].as_u64().unwrap();
+        let t = case["timestep"].as_f64().unwrap();
+        let sample = upload4(device, golden(UNET_GOLDEN, &format!("case{i}_sample")));
+        let (ctx_shape, ctx) = golden(UNET_GOLDEN, &format!("case{i}_encoder_hidden_states"));
+        let ctx_shape: [usize; 3] = ctx_shape.try_into().unwrap();
+        let context = Tensor::<3>::from_data(TensorData::new(ctx, ctx_shape), device);
+        let out = unet.forward(sample, t, context);
+        let (_, expected) = golden(UNET_GOLDEN, &format!("case{i}_out"));
+        let label = format!("unet case {i} (t = {t}, shape {:?})", case["shape"]);
+        worst = worst.max(check(&label, &read(out).await, &expected, tolerance.unet)?);
+    }
+    Ok(worst)
+}
+
+/// The tiny VAE against diffusers: posterior mean and log-variance, a sample with given noise,
+/// and a decode, for a 64 px and a 72 px image (an odd latent side). Returns the largest error.
+pub async fn check_vae(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+    let config = VaeConfig::from_json("vae/config.json", VAE_CONFIG).map_err(|e| e.to_string())?;
+    let mut loader =
+        TensorLoader::open("vae", MemorySource(VAE_WEIGHTS), device).map_err(|e| e.to_string())?;
+    let mut vae = Vae::load(&config, &mut loader).map_err(|e| e.to_string())?;
+    let mut worst = 0.0f64;
+    for j in 0..2 {
+        let posterior = vae.encode(upload4(device, golden(VAE_GOLDEN, &format!("image{j}"))));
+        let noise = upload4(device, golden(VAE_GOLDEN, &format!("posterior_noise{j}")));
+        let decoded = vae.decode(upload4(
+            device,
+            golden(VAE_GOLDEN, &format!("decode_in{j}")),
+        ));
+        for (name, tensor) in [
+            ("posterior_mean", posterior.mean.clone()),
+            ("posterior_logvar", posterior.logvar.clone()),
+            ("posterior_sample", posterior.sample(noise)),
+            ("decode_out", decoded),
+        ] {
+            let label = format!("{name}{j}");
+            let (_, expected) = golden(VAE_GOLDEN, &label);
+            worst = worst.max(check(
+                &label,
+                &read(tensor).await,
+                &expected,
+                tolerance.vae,
+            )?);
+        }
+    }
+    // The banded decoder (the path 512 px images take within WebGPU's limits), forced here
+    // by a 64 KiB budget: the top levels then run in about ten bands of a few rows each.
+    vae.set_budget(64 << 10);
+    for j in 0..2 {
+        let decoded = vae.decode(upload4(
+            device,
+            golden(VAE_GOLDEN, &format!("decode_in{j}")),
+        ));
+        let label = format!("banded decode_out{j}");
+        let (_, expected) = golden(VAE_GOLDEN, &format!("decode_out{j}"));
+        worst = worst.max(check(
+            &label,
+            &read(decoded).await,
+            &expected,
+            tolerance.vae,
+        )?);
+    }
+    Ok(worst)
+}

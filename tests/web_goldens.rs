@@ -1,0 +1,71 @@
+//! The golden suite on WebGPU inside a real headless Chromium (wasm-bindgen-test). Same checks
+//! and fixtures as the native backends (tests/goldens.rs); the device is the browser's.
+#![cfg(target_arch = "wasm32")]
+
+mod suite;
+
+use std::cell::RefCell;
+
+use burn::tensor::wgpu::WgpuBackend;
+use burn::tensor::Device;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+thread_local! {
+    /// WebGPU can be initialized once per page; the tests share the device.
+    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+async fn webgpu() -> Device {
+    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
+        return device;
+    }
+    let device = Device::wgpu_options()
+        .graphics_api(WgpuBackend::WebGpu)
+        .init_async()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("no WebGPU adapter: {e:?} (Chromium needs --enable-unsafe-webgpu)")
+        });
+    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    device
+}
+
+#[wasm_bindgen_test]
+fn tokenizer_matches_open_clip() {
+    let cases = suite::check_tokenizer().unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: tokenizer, {cases} golden cases equal");
+}
+
+#[wasm_bindgen_test]
+async fn text_encoder_matches_transformers() {
+    let err = suite::check_text_encoder(&webgpu().await, suite::GPU)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: text encoder relative L2 error {err:.3e}");
+}
+
+#[wasm_bindgen_test]
+async fn ddim_matches_diffusers() {
+    let err = suite::check_scheduler(&webgpu().await, suite::GPU)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: scheduler worst relative L2 error {err:.3e}");
+}
+
+#[wasm_bindgen_test]
+async fn unet_matches_diffusers() {
+    let err = suite::check_unet(&webgpu().await, suite::GPU)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: UNet worst relative L2 error {err:.3e}");
+}
+
+#[wasm_bindgen_test]
+async fn vae_matches_diffusers() {
+    let err = suite::check_vae(&webgpu().await, suite::GPU)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: VAE worst relative L2 error {err:.3e}");
+}
