@@ -231,3 +231,42 @@ fn f16_and_bf16_decode_as_torch_converts_them() {
         assert_eq!(bits(&got), bits(&want), "{stored}");
     }
 }
+
+#[test]
+fn a_diffusers_folder_loads_every_component_from_disk() {
+    use sow_studio::model::config::SchedulerConfig;
+    use sow_studio::model::folder::{LoadError, ModelFolder};
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd2");
+    let folder = ModelFolder::open(root).unwrap();
+    let device = Device::flex();
+    let tokenizer = folder.tokenizer().unwrap();
+    // Only model.fp16.safetensors exists: the variant is found on its own.
+    let encoder = folder.text_encoder(&device).unwrap();
+    let hidden = encoder
+        .encode(&[tokenizer.tokenize("a photo of a cat")], &device)
+        .unwrap();
+    assert_eq!(hidden.dims(), [1, 77, 32]);
+    folder.unet(&device).unwrap();
+    folder.vae(&device).unwrap();
+    assert_eq!(folder.scheduler_config().unwrap(), SchedulerConfig::sd21());
+
+    let err = ModelFolder::open("/nonexistent/model").unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    let empty = std::env::temp_dir().join(format!("sow-empty-{}", std::process::id()));
+    std::fs::create_dir_all(empty.join("unet")).unwrap();
+    let err = ModelFolder::open(&empty)
+        .unwrap()
+        .unet(&device)
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::Weights(WeightError::NotFound { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("diffusion_pytorch_model.safetensors"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&empty).ok();
+}

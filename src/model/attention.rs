@@ -2,10 +2,13 @@
 //! N² beyond a byte budget (WebGPU binds at most 128 MiB by default; ARCHITECTURE.md, "Hard
 //! facts"). Each chunk holds its full key rows, so the softmax is exact and stays f32.
 
+use std::ops::Range;
+
 use burn::module::Module;
 use burn::tensor::{activation, Tensor};
 
 use super::budget;
+use super::hook::{AttentionHook, LayerInfo};
 use super::layers::Linear;
 use crate::weights::{WeightError, WeightSource};
 
@@ -26,21 +29,49 @@ pub fn chunked_attention(
     scale: f64,
     budget_bytes: usize,
 ) -> Tensor<4> {
+    chunked_attention_hooked(q, k, v, scale, budget_bytes, None)
+}
+
+/// [`chunked_attention`] with an optional hook: it first observes unmodified logits, then
+/// modifies each chunk's logits before the softmax (ALGORITHM.md §3.2).
+pub fn chunked_attention_hooked(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f64,
+    budget_bytes: usize,
+    hook: Option<(&dyn AttentionHook, &LayerInfo)>,
+) -> Tensor<4> {
     let [batch, heads, queries, _] = q.dims();
     let keys = k.dims()[2];
     let rows = rows_per_chunk(batch * heads * keys * 4, budget_bytes).min(queries);
     let k_t = k.swap_dims(2, 3);
-    let attend = |q_rows: Tensor<4>| {
-        let logits = q_rows.matmul(k_t.clone()).mul_scalar(scale);
+    let logits = |range: Range<usize>| {
+        let logits = q
+            .clone()
+            .narrow(2, range.start, range.len())
+            .matmul(k_t.clone())
+            .mul_scalar(scale);
         budget::note(&logits.dims());
-        activation::softmax(logits, 3).matmul(v.clone())
+        logits
+    };
+    if let Some((hook, layer)) = hook {
+        hook.observe(layer, &logits);
+    }
+    let attend = |range: Range<usize>| {
+        let chunk = logits(range.clone());
+        let chunk = match hook {
+            Some((hook, layer)) => hook.modify(layer, range, chunk),
+            None => chunk,
+        };
+        activation::softmax(chunk, 3).matmul(v.clone())
     };
     if rows >= queries {
-        return attend(q);
+        return attend(0..queries);
     }
     let chunks: Vec<Tensor<4>> = (0..queries)
         .step_by(rows)
-        .map(|start| attend(q.clone().narrow(2, start, rows.min(queries - start))))
+        .map(|start| attend(start..(start + rows).min(queries)))
         .collect();
     Tensor::cat(chunks, 2)
 }
@@ -104,9 +135,24 @@ impl Attention {
         self.budget_bytes = bytes;
     }
 
+    /// Attention heads.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
     /// `x: [batch, tokens, dim]`, `context: [batch, context_tokens, context_dim]` (None for
     /// self-attention) `-> [batch, tokens, dim]`.
     pub fn forward(&self, x: Tensor<3>, context: Option<Tensor<3>>) -> Tensor<3> {
+        self.forward_hooked(x, context, None)
+    }
+
+    /// [`Attention::forward`] with an optional hook on the logits.
+    pub fn forward_hooked(
+        &self,
+        x: Tensor<3>,
+        context: Option<Tensor<3>>,
+        hook: Option<(&dyn AttentionHook, &LayerInfo)>,
+    ) -> Tensor<3> {
         let [batch, tokens, dim] = x.dims();
         let width = dim / self.heads;
         let context = context.unwrap_or_else(|| x.clone());
@@ -117,7 +163,8 @@ impl Attention {
         let q = split(self.to_q.forward(x));
         let k = split(self.to_k.forward(context.clone()));
         let v = split(self.to_v.forward(context));
-        let out = chunked_attention(q, k, v, (width as f64).powf(-0.5), self.budget_bytes);
+        let scale = (width as f64).powf(-0.5);
+        let out = chunked_attention_hooked(q, k, v, scale, self.budget_bytes, hook);
         self.to_out
             .forward(out.swap_dims(1, 2).reshape([batch, tokens, dim]))
     }

@@ -73,6 +73,19 @@ impl ModelFolder {
             })
     }
 
+    /// A component's config file parsed, or the built-in SD-2.1 default when it is absent.
+    fn config<T>(
+        &self,
+        relative: &str,
+        parse: fn(&str, &str) -> Result<T, ConfigError>,
+        default: fn() -> T,
+    ) -> Result<T, LoadError> {
+        match self.read(relative)? {
+            Some(json) => Ok(parse(&self.label(relative), &json)?),
+            None => Ok(default()),
+        }
+    }
+
     fn read_required(&self, relative: &str) -> Result<String, LoadError> {
         self.read(relative)?.ok_or_else(|| LoadError::Io {
             path: self.root.join(relative).display().to_string(),
@@ -82,20 +95,20 @@ impl ModelFolder {
 
     /// `text_encoder/config.json`, or SD-2.1-base's when absent.
     pub fn text_encoder_config(&self) -> Result<TextEncoderConfig, LoadError> {
-        let file = "text_encoder/config.json";
-        Ok(match self.read(file)? {
-            Some(json) => TextEncoderConfig::from_json(&self.label(file), &json)?,
-            None => TextEncoderConfig::sd21(),
-        })
+        self.config(
+            "text_encoder/config.json",
+            TextEncoderConfig::from_json,
+            TextEncoderConfig::sd21,
+        )
     }
 
     /// `scheduler/scheduler_config.json`, or SD-2.1-base's when absent.
     pub fn scheduler_config(&self) -> Result<SchedulerConfig, LoadError> {
-        let file = "scheduler/scheduler_config.json";
-        Ok(match self.read(file)? {
-            Some(json) => SchedulerConfig::from_json(&self.label(file), &json)?,
-            None => SchedulerConfig::sd21(),
-        })
+        self.config(
+            "scheduler/scheduler_config.json",
+            SchedulerConfig::from_json,
+            SchedulerConfig::sd21,
+        )
     }
 
     /// The tokenizer from `tokenizer/vocab.json` and `tokenizer/merges.txt`.
@@ -114,20 +127,12 @@ impl ModelFolder {
 
     /// `unet/config.json`, or SD-2.1-base's when absent.
     pub fn unet_config(&self) -> Result<UNetConfig, LoadError> {
-        let file = "unet/config.json";
-        Ok(match self.read(file)? {
-            Some(json) => UNetConfig::from_json(&self.label(file), &json)?,
-            None => UNetConfig::sd21(),
-        })
+        self.config("unet/config.json", UNetConfig::from_json, UNetConfig::sd21)
     }
 
     /// `vae/config.json`, or SD-2.1-base's when absent.
     pub fn vae_config(&self) -> Result<VaeConfig, LoadError> {
-        let file = "vae/config.json";
-        Ok(match self.read(file)? {
-            Some(json) => VaeConfig::from_json(&self.label(file), &json)?,
-            None => VaeConfig::sd21(),
-        })
+        self.config("vae/config.json", VaeConfig::from_json, VaeConfig::sd21)
     }
 
     /// The UNet on `device`.

@@ -286,3 +286,15 @@ impl GroupNorm {
         normalized.reshape([batch, channels, h, w]) * scale + shift
     }
 }
+
+/// A feature map as a token sequence: `[batch, c, h, w] -> [batch, h·w, c]` (row-major pixels).
+pub fn to_tokens(x: Tensor<4>) -> Tensor<3> {
+    let [batch, channels, h, w] = x.dims();
+    x.reshape([batch, channels, h * w]).swap_dims(1, 2)
+}
+
+/// The inverse of [`to_tokens`]: `[batch, h·w, c] -> [batch, c, h, w]`.
+pub fn from_tokens(t: Tensor<3>, [h, w]: [usize; 2]) -> Tensor<4> {
+    let [batch, _, channels] = t.dims();
+    t.swap_dims(1, 2).reshape([batch, channels, h, w])
+}

@@ -6,6 +6,7 @@ pub mod clip;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
+pub mod hook;
 pub mod layers;
 pub mod resnet;
 pub mod sampling;

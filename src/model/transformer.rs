@@ -7,7 +7,8 @@ use burn::tensor::{activation, Tensor};
 
 use super::attention::{rows_per_chunk, Attention, DEFAULT_BUDGET_BYTES};
 use super::budget;
-use super::layers::{GroupNorm, LayerNorm, Linear};
+use super::hook::{Hooked, LayerInfo};
+use super::layers::{from_tokens, to_tokens, GroupNorm, LayerNorm, Linear};
 use crate::weights::{WeightError, WeightSource};
 
 /// The GEGLU feed-forward: `proj` gives [value | gate], out = value·gelu(gate), then `out`.
@@ -72,6 +73,8 @@ pub struct TransformerBlock {
     attn2: Attention,
     norm3: LayerNorm,
     ff: FeedForward,
+    /// This block's self-attention index among the UNet's, for hooks.
+    layer: usize,
 }
 
 impl TransformerBlock {
@@ -81,6 +84,7 @@ impl TransformerBlock {
         dim: usize,
         context_dim: usize,
         heads: usize,
+        layer: usize,
     ) -> Result<Self, WeightError> {
         let p = |name: &str| format!("{prefix}.{name}");
         Ok(TransformerBlock {
@@ -90,11 +94,28 @@ impl TransformerBlock {
             attn2: Attention::load(loader, &p("attn2"), dim, context_dim, heads, false)?,
             norm3: LayerNorm::load(loader, &p("norm3"), dim, 1e-5)?,
             ff: FeedForward::load(loader, &p("ff"), dim)?,
+            layer,
         })
     }
 
-    fn forward(&self, x: Tensor<3>, context: &Tensor<3>) -> Tensor<3> {
-        let x = self.attn1.forward(self.norm1.forward(x.clone()), None) + x;
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        context: &Tensor<3>,
+        grid: [usize; 2],
+        hooked: Option<Hooked>,
+    ) -> Tensor<3> {
+        let info = hooked.map(|h| LayerInfo {
+            layer: self.layer,
+            grid,
+            heads: self.attn1.heads(),
+            run: h.run,
+        });
+        let hook = hooked.zip(info.as_ref()).map(|(h, info)| (h.hook, info));
+        let x = self
+            .attn1
+            .forward_hooked(self.norm1.forward(x.clone()), None, hook)
+            + x;
         let x = self
             .attn2
             .forward(self.norm2.forward(x.clone()), Some(context.clone()))
@@ -113,7 +134,9 @@ pub struct SpatialTransformer {
 }
 
 impl SpatialTransformer {
-    /// Loads `{prefix}.{norm,proj_in,transformer_blocks.N,proj_out}`.
+    /// Loads `{prefix}.{norm,proj_in,transformer_blocks.N,proj_out}`. `first_layer` is the
+    /// hook index of the first block's self-attention; the next blocks count on from it.
+    #[allow(clippy::too_many_arguments)]
     pub fn load<L: WeightSource>(
         loader: &mut L,
         prefix: &str,
@@ -122,6 +145,7 @@ impl SpatialTransformer {
         heads: usize,
         depth: usize,
         groups: usize,
+        first_layer: usize,
     ) -> Result<Self, WeightError> {
         Ok(SpatialTransformer {
             // diffusers builds this GroupNorm with eps 1e-6, not the config's norm_eps.
@@ -141,6 +165,7 @@ impl SpatialTransformer {
                         channels,
                         context_dim,
                         heads,
+                        first_layer + i,
                     )
                 })
                 .collect::<Result<_, _>>()?,
@@ -154,19 +179,21 @@ impl SpatialTransformer {
         })
     }
 
-    /// `x: [batch, c, h, w]`, `context: [batch, tokens, context_dim]` `-> [batch, c, h, w]`.
-    pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {
-        let [batch, channels, h, w] = x.dims();
-        let tokens = self
-            .norm
-            .forward(x.clone())
-            .reshape([batch, channels, h * w])
-            .swap_dims(1, 2);
-        let mut t = self.proj_in.forward(tokens);
+    /// How many transformer blocks (and so self-attention layers) this holds.
+    pub fn depth(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// `x: [batch, c, h, w]`, `context: [batch, tokens, context_dim]` `-> [batch, c, h, w]`,
+    /// with an optional hook on the self-attention logits.
+    pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>, hooked: Option<Hooked>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let mut t = self
+            .proj_in
+            .forward(to_tokens(self.norm.forward(x.clone())));
         for block in &self.blocks {
-            t = block.forward(t, context);
+            t = block.forward(t, context, [h, w], hooked);
         }
-        let t = self.proj_out.forward(t);
-        t.swap_dims(1, 2).reshape([batch, channels, h, w]) + x
+        from_tokens(self.proj_out.forward(t), [h, w]) + x
     }
 }

@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::tensor::{activation, Device, Tensor, TensorData};
 
 use super::config::UNetConfig;
+use super::hook::Hooked;
 use super::layers::{Conv2d, GroupNorm, Linear};
 use super::resnet::{ResnetBlock, ResnetShape};
 use super::sampling::{Downsample, Upsample};
@@ -63,15 +64,21 @@ impl UNet {
             groups,
             eps,
         };
-        let transformer = |l: &mut L, prefix: String, c: usize, level: usize| {
+        // Self-attention layers are numbered in evaluation order, for hooks.
+        let mut next_layer = 0usize;
+        let mut transformer = |l: &mut L, prefix: String, c: usize, level: usize| {
+            let depth = config.transformer_layers_per_block.get(level);
+            let first = next_layer;
+            next_layer += depth;
             SpatialTransformer::load(
                 l,
                 &prefix,
                 c,
                 config.cross_attention_dim,
                 config.heads(level),
-                config.transformer_layers_per_block.get(level),
+                depth,
                 groups,
+                first,
             )
         };
 
@@ -208,6 +215,17 @@ impl UNet {
     /// `context: [batch, 77, cross_attention_dim]` `-> [batch, 4, h, w]`. Any latent side works:
     /// where a side was odd on the way down, the way up resizes to the skip connection's size.
     pub fn forward(&self, sample: Tensor<4>, timestep: f64, context: Tensor<3>) -> Tensor<4> {
+        self.forward_hooked(sample, timestep, context, None)
+    }
+
+    /// [`UNet::forward`] with a hook on every self-attention layer (ALGORITHM.md §3.2).
+    pub fn forward_hooked(
+        &self,
+        sample: Tensor<4>,
+        timestep: f64,
+        context: Tensor<3>,
+        hooked: Option<Hooked>,
+    ) -> Tensor<4> {
         let batch = sample.dims()[0];
         let temb = self.time_embedding(timestep, batch, &sample.device());
         let temb = Some(&temb);
@@ -218,7 +236,7 @@ impl UNet {
             for (j, resnet) in block.resnets.iter().enumerate() {
                 h = resnet.forward(h, temb);
                 if let Some(attention) = block.attentions.get(j) {
-                    h = attention.forward(h, &context);
+                    h = attention.forward(h, &context, hooked);
                 }
                 skips.push(h.clone());
             }
@@ -229,7 +247,7 @@ impl UNet {
         }
 
         h = self.mid_resnet_1.forward(h, temb);
-        h = self.mid_attention.forward(h, &context);
+        h = self.mid_attention.forward(h, &context, hooked);
         h = self.mid_resnet_2.forward(h, temb);
 
         for block in &self.up {
@@ -237,7 +255,7 @@ impl UNet {
                 let skip = skips.pop().expect("one skip per up-block ResNet");
                 h = resnet.forward(Tensor::cat(vec![h, skip], 1), temb);
                 if let Some(attention) = block.attentions.get(j) {
-                    h = attention.forward(h, &context);
+                    h = attention.forward(h, &context, hooked);
                 }
             }
             if let Some(up) = &block.upsampler {

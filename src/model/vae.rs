@@ -7,7 +7,7 @@ use burn::tensor::{activation, Tensor};
 
 use super::attention::{Attention, DEFAULT_BUDGET_BYTES};
 use super::config::VaeConfig;
-use super::layers::{Conv2d, GroupNorm};
+use super::layers::{from_tokens, to_tokens, Conv2d, GroupNorm};
 use super::resnet::{ResnetBlock, ResnetShape};
 use super::sampling::{Downsample, Upsample};
 use crate::weights::{WeightError, WeightSource};
@@ -50,14 +50,9 @@ impl PixelAttention {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [batch, channels, h, w] = x.dims();
-        let tokens = self
-            .group_norm
-            .forward(x.clone())
-            .reshape([batch, channels, h * w])
-            .swap_dims(1, 2);
-        let out = self.attention.forward(tokens, None);
-        out.swap_dims(1, 2).reshape([batch, channels, h, w]) + x
+        let [_, _, h, w] = x.dims();
+        let tokens = to_tokens(self.group_norm.forward(x.clone()));
+        from_tokens(self.attention.forward(tokens, None), [h, w]) + x
     }
 }
 
