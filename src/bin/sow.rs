@@ -2,7 +2,8 @@
 //! the engine; batch generation comes with the method itself.
 //!
 //! ```text
-//! sow check-limits [--batch 4] [--skip-vae]        full-size UNet + 512 px VAE decode on
+//! sow check-limits [--batch 4] [--skip-unet] [--skip-vae]
+//!                                                  full-size UNet + 512 px VAE decode on
 //!                                                  Vulkan with WebGPU's default limits
 //! sow bench-unet [--device cpu|vulkan] [--batch 2] [--runs 3]
 //!                                                  time one full-size UNet evaluation
@@ -39,7 +40,7 @@ mod native {
     use sow_studio::weights::RandomWeights;
 
     pub const USAGE: &str = "usage:
-  sow check-limits [--batch N] [--skip-vae]
+  sow check-limits [--batch N] [--skip-unet] [--skip-vae]
       one full-size UNet evaluation at 64x64 (batch N, default 4) and one 512x512 VAE decode
       on Vulkan with WebGPU's default limits (128 MiB bindings, 256 MiB buffers)
   sow bench-unet [--device cpu|vulkan] [--batch N] [--runs R]
@@ -103,15 +104,16 @@ mod native {
     pub fn check_limits(args: &[String]) -> Result<(), String> {
         let batch: usize = option(args, "--batch", 4)?;
         let device = device::vulkan(GpuLimits::WebGpuDefaults)?;
-        let unet = random_unet(&device)?;
-        budget::reset();
-        let seconds = unet_step(&unet, &device, batch)?;
-        println!(
-            "UNet 64x64 batch {batch}: passed in {seconds:.1} s; largest intermediate {:.1} MiB; peak RSS {:.0} MiB",
-            budget::peak_bytes() as f64 / (1 << 20) as f64,
-            peak_rss_mib()
-        );
-        drop(unet);
+        if !args.iter().any(|a| a == "--skip-unet") {
+            let unet = random_unet(&device)?;
+            budget::reset();
+            let seconds = unet_step(&unet, &device, batch)?;
+            println!(
+                "UNet 64x64 batch {batch}: passed in {seconds:.1} s; largest intermediate {:.1} MiB; peak RSS {:.0} MiB",
+                budget::peak_bytes() as f64 / (1 << 20) as f64,
+                peak_rss_mib()
+            );
+        }
         if args.iter().any(|a| a == "--skip-vae") {
             return Ok(());
         }

@@ -366,8 +366,10 @@ pub async fn check_vae(device: &Device, tolerance: Tolerance) -> Result<f64, Str
         }
     }
     // The banded decoder (the path 512 px images take within WebGPU's limits), forced here
-    // by a 64 KiB budget: the top levels then run in about ten bands of a few rows each.
-    vae.set_budget(64 << 10);
+    // by a 512 KiB budget: the top two levels (1 MiB maps) then run in 3 bands. (Many more
+    // bands multiply the kernel launches, and headless Chromium gives up on a page whose
+    // main thread is busy for 30 s.)
+    vae.set_budget(512 << 10);
     for j in 0..2 {
         let decoded = vae.decode(upload4(
             device,
