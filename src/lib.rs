@@ -6,13 +6,15 @@
 //!
 //! What is here now (the foundation):
 //! - [`tokenizer`]: CLIP's BPE tokenizer, as open_clip tokenizes for SD-2.x.
-//! - [`model`]: configs read from diffusers `config.json` files, and the CLIP text encoder.
+//! - [`model`]: configs read from diffusers `config.json` files, the CLIP text encoder, the
+//!   UNet (with a self-attention hook) and the VAE, all within WebGPU's buffer limits.
 //! - [`weights`]: safetensors files in the diffusers layout, loaded tensor by tensor with exact
 //!   name and shape checks.
 //! - [`diffusion`]: the DDIM scheduler (sampling, inversion in three diffusers conventions,
 //!   forward noising, jumps between levels).
 //! - [`rng`]: the one seeded noise generator.
 //! - [`compare`]: the relative L2 error every golden test uses.
+//! - [`imaging`]: RGB bytes to the VAE's input and its output back to bytes.
 //!
 //! A native program loads a diffusers folder with [`model::folder`], tokenizes with
 //! [`tokenizer::ClipTokenizer`], encodes with [`model::clip::ClipTextEncoder`] and steps
@@ -23,6 +25,7 @@ pub mod conditioning;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod device;
 pub mod diffusion;
+pub mod imaging;
 pub mod model;
 pub mod rng;
 pub mod tokenizer;

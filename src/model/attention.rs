@@ -170,7 +170,7 @@ impl Attention {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};

@@ -10,6 +10,7 @@ use super::config::VaeConfig;
 use super::layers::{from_tokens, to_tokens, Conv2d, GroupNorm};
 use super::resnet::{ResnetBlock, ResnetShape};
 use super::sampling::{Downsample, Upsample};
+use crate::rng::NoiseGenerator;
 use crate::weights::{WeightError, WeightSource};
 
 /// The VAE's epsilon in every GroupNorm.
@@ -128,6 +129,13 @@ impl Posterior {
     /// mean + exp(½·logvar)·ξ for standard-normal ξ of the latent's shape.
     pub fn sample(&self, noise: Tensor<4>) -> Tensor<4> {
         self.mean.clone() + self.logvar.clone().mul_scalar(0.5).exp() * noise
+    }
+
+    /// A sample with ξ drawn from the run's seeded generator (the draw order of ALGORITHM.md
+    /// §2.10a: one tensor of the latent's shape per call).
+    pub fn sample_seeded(&self, rng: &mut NoiseGenerator) -> Tensor<4> {
+        let noise = rng.tensor(self.mean.dims(), &self.mean.device());
+        self.sample(noise)
     }
 }
 

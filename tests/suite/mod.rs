@@ -16,6 +16,7 @@ use sow_studio::model::clip::ClipTextEncoder;
 use sow_studio::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
 use sow_studio::model::unet::UNet;
 use sow_studio::model::vae::Vae;
+use sow_studio::rng::NoiseGenerator;
 use sow_studio::tokenizer::ClipTokenizer;
 use sow_studio::weights::{safetensors::decode_f32, MemorySource, SafetensorsHeader, TensorLoader};
 
@@ -365,6 +366,18 @@ pub async fn check_vae(device: &Device, tolerance: Tolerance) -> Result<f64, Str
             )?);
         }
     }
+    // A seeded sample is the sample with that seed's noise.
+    let posterior = vae.encode(upload4(device, golden(VAE_GOLDEN, "image0")));
+    let seeded = posterior.sample_seeded(&mut NoiseGenerator::new(42));
+    let noise = NoiseGenerator::new(42).tensor(posterior.mean.dims(), device);
+    let by_hand = posterior.sample(noise);
+    check(
+        "seeded posterior sample",
+        &read(seeded).await,
+        &read(by_hand).await,
+        0.0,
+    )?;
+
     // The banded decoder (the path 512 px images take within WebGPU's limits), forced here
     // by a 512 KiB budget: the top two levels (1 MiB maps) then run in 3 bands. (Many more
     // bands multiply the kernel launches, and headless Chromium gives up on a page whose
