@@ -7,11 +7,11 @@ mod suite;
 
 use std::sync::OnceLock;
 
-use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::Device;
+use sow_studio::device::{self, GpuLimits};
 
 fn flex() -> Device {
-    Device::flex()
+    device::cpu()
 }
 
 /// wgpu can be initialized once per process; every test shares that device.
@@ -19,12 +19,8 @@ fn vulkan() -> Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
     DEVICE
         .get_or_init(|| {
-            Device::wgpu_options()
-                .graphics_api(WgpuBackend::Vulkan)
-                .init()
-                .unwrap_or_else(|e| {
-                    panic!("no Vulkan adapter ({e}); install mesa-vulkan-drivers for lavapipe")
-                })
+            device::vulkan(GpuLimits::Adapter)
+                .unwrap_or_else(|e| panic!("{e}; install mesa-vulkan-drivers for lavapipe"))
         })
         .clone()
 }

@@ -49,48 +49,6 @@ fn fixture_vocabulary_loads() {
     assert!(matches!(err, TokenizerError::Io { .. }), "{err}");
 }
 
-#[test]
-fn matches_open_clip_goldens() {
-    let tok = tokenizer();
-    let path = fixtures().join("goldens").join("tokenizer.json");
-    let json = std::fs::read_to_string(&path).expect("read tokenizer goldens");
-    let golden: serde_json::Value = serde_json::from_str(&json).expect("parse tokenizer goldens");
-    assert_eq!(
-        golden["context_length"].as_u64(),
-        Some(CONTEXT_LENGTH as u64)
-    );
-    let cases = golden["cases"].as_array().expect("cases array");
-    assert!(!cases.is_empty());
-
-    let mut texts = Vec::new();
-    let mut failures = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().expect("case text");
-        let want: Vec<u32> = case["ids"]
-            .as_array()
-            .expect("case ids")
-            .iter()
-            .map(|v| u32::try_from(v.as_u64().expect("id is an integer")).expect("id fits u32"))
-            .collect();
-        let got = tok.tokenize(text);
-        failures.extend(diff(text, &want, &got));
-        texts.push(text);
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases differ:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-
-    // The batch API gives the same rows.
-    let batch = tok.tokenize_batch(&texts);
-    for (text, row) in texts.iter().zip(&batch) {
-        assert_eq!(row, &tok.tokenize(text), "batch row for {text:?}");
-    }
-}
-
 /// Cases beyond the fixture's, aimed at the cleanup and the pre-tokenizer:
 /// `(text, ids between the start and end tokens)`.
 const EDGE_CASES: &[(&str, &[u32])] = &[

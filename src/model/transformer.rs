@@ -179,11 +179,6 @@ impl SpatialTransformer {
         })
     }
 
-    /// How many transformer blocks (and so self-attention layers) this holds.
-    pub fn depth(&self) -> usize {
-        self.blocks.len()
-    }
-
     /// `x: [batch, c, h, w]`, `context: [batch, tokens, context_dim]` `-> [batch, c, h, w]`,
     /// with an optional hook on the self-attention logits.
     pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>, hooked: Option<Hooked>) -> Tensor<4> {

@@ -182,7 +182,7 @@ impl SafetensorsHeader {
             tensors.insert(name.clone(), info);
         }
 
-        check_layout(file, &tensors, total)?;
+        check_layout(file, &tensors)?;
         let data_end = tensors.values().map(|t| t.end).max().unwrap_or(total);
         if let Some(len) = file_len {
             if len < data_end {
@@ -264,11 +264,7 @@ fn parse_entry(entry: &serde_json::Value, header_end: u64) -> Result<TensorInfo,
 }
 
 /// Tensors must not overlap: two weights sharing bytes is a corrupt file, never a feature.
-fn check_layout(
-    file: &str,
-    tensors: &BTreeMap<String, TensorInfo>,
-    _header_end: u64,
-) -> Result<(), WeightError> {
+fn check_layout(file: &str, tensors: &BTreeMap<String, TensorInfo>) -> Result<(), WeightError> {
     let mut ranges: Vec<(&String, &TensorInfo)> = tensors.iter().collect();
     ranges.sort_by_key(|(_, t)| (t.start, t.end));
     for pair in ranges.windows(2) {

@@ -149,6 +149,13 @@ pub fn check_tokenizer() -> Result<usize, String> {
             ));
         }
     }
+    // The batch API gives the same rows.
+    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    for (text, row) in texts.iter().zip(tokenizer.tokenize_batch(&texts)) {
+        if row != tokenizer.tokenize(text) {
+            return Err(format!("tokenize_batch differs from tokenize for {text:?}"));
+        }
+    }
     Ok(cases.len())
 }
 
