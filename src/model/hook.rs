@@ -10,6 +10,8 @@ use std::ops::Range;
 
 use burn::tensor::Tensor;
 
+use super::sampling::nearest_source;
+
 /// Named binary masks over the 64×64 latent grid (condition, related region, …), resampled by
 /// nearest neighbour to any layer's token grid on request.
 #[derive(Clone, Debug, Default)]
@@ -28,13 +30,12 @@ impl Masks {
     /// `interpolate(mode="nearest")` does, row-major; None if there is no such mask.
     pub fn at(&self, name: &str, grid: [usize; 2]) -> Option<Vec<f32>> {
         let (_, [h, w], values) = self.masks.iter().find(|(n, _, _)| n == name)?;
-        let source = |i: usize, from: usize, to: usize| {
-            ((i as f32 * (from as f32 / to as f32)).floor() as usize).min(from - 1)
-        };
         Some(
             (0..grid[0])
                 .flat_map(|r| (0..grid[1]).map(move |c| (r, c)))
-                .map(|(r, c)| values[source(r, *h, grid[0]) * w + source(c, *w, grid[1])])
+                .map(|(r, c)| {
+                    values[nearest_source(r, *h, grid[0]) * w + nearest_source(c, *w, grid[1])]
+                })
                 .collect(),
         )
     }

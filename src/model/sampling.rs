@@ -95,11 +95,16 @@ pub fn nearest_resize(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let device = x.device();
     let indices = |from: usize, to: usize| {
         let idx: Vec<i64> = (0..to)
-            // PyTorch computes the scale in f32 and floors the product in f32.
-            .map(|i| ((i as f32 * (from as f32 / to as f32)).floor() as i64).min(from as i64 - 1))
+            .map(|i| nearest_source(i, from, to) as i64)
             .collect();
         Tensor::<1, Int>::from_data(TensorData::new(idx, [to]), &device)
     };
     x.select(2, indices(h, size[0]))
         .select(3, indices(w, size[1]))
+}
+
+/// The input index PyTorch's nearest resampling reads for output index `i` when a side of
+/// `from` becomes `to`: ⌊i·(from/to)⌋, scale and product in f32 as PyTorch computes them.
+pub fn nearest_source(i: usize, from: usize, to: usize) -> usize {
+    ((i as f32 * (from as f32 / to as f32)).floor() as usize).min(from - 1)
 }
