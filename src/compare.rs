@@ -1,5 +1,5 @@
 //! How outputs are compared with their references: the relative L2 error ‖a − b‖ / ‖b‖
-//! (ALGORITHM.md §2.10b), never element by element.
+//! (docs/method.md §2.10b), never element by element.
 
 /// ‖actual − expected‖₂ / ‖expected‖₂, accumulated in f64. Returns infinity when the lengths
 /// differ or any value is not finite, so a broken output can never pass a tolerance check;

@@ -16,17 +16,18 @@
 //! - [`compare`]: the relative L2 error every golden test uses.
 //! - [`imaging`]: RGB bytes to the VAE's input and its output back to bytes.
 //!
-//! A native program loads a diffusers folder with [`model::folder`], tokenizes with
+//! A native program loads a diffusers folder with [`pipeline::folder`], tokenizes with
 //! [`tokenizer::ClipTokenizer`], encodes with [`model::clip::ClipTextEncoder`] and steps
 //! latents with [`diffusion::ddim::Ddim`].
 
 pub mod compare;
-pub mod conditioning;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod device;
 pub mod diffusion;
 pub mod imaging;
 pub mod model;
+pub mod net;
+pub mod pipeline;
 pub mod rng;
 pub mod tokenizer;
 pub mod weights;

@@ -1,9 +1,13 @@
-//! The one seeded generator every random draw comes from (ARCHITECTURE.md, "Every random
-//! draw comes from one seeded generator"; ALGORITHM.md §2.10a).
+//! The one seeded generator every random draw of a run comes from (docs/method.md §2.10a, §6).
 //!
 //! Draws are made on the host and uploaded, so a seed gives the same numbers on every backend.
 //! The generator is ChaCha8 (rand_chacha) seeded with `seed_from_u64`; normal samples come
-//! from the Box–Muller transform on pairs of uniforms, both outputs of a pair used in order.
+//! from the Box–Muller transform on pairs of uniforms, both outputs of a pair used in order
+//! (docs/method.md §6). The transform uses `libm`'s `log`, `sin` and `cos`, not the platform's:
+//! those may differ in the last bit between targets (and between releases of a C library),
+//! while libm is the same Rust code everywhere, so a seed means the same numbers on every
+//! platform and every future build. `tests/fixtures/goldens/rng.json` pins the first draws of a
+//! seed as bit patterns.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand_chacha::ChaCha8Rng;
@@ -37,10 +41,10 @@ impl NoiseGenerator {
             return z;
         }
         // Box–Muller: r = sqrt(-2 ln u1), θ = 2π u2; (r cos θ, r sin θ) are independent N(0,1).
-        let r = (-2.0 * self.uniform_open0().ln()).sqrt();
+        let r = libm::sqrt(-2.0 * libm::log(self.uniform_open0()));
         let theta = 2.0 * std::f64::consts::PI * self.uniform_open0();
-        self.spare = Some((r * theta.sin()) as f32);
-        (r * theta.cos()) as f32
+        self.spare = Some((r * libm::sin(theta)) as f32);
+        (r * libm::cos(theta)) as f32
     }
 
     /// `count` standard-normal samples, in order.

@@ -61,6 +61,16 @@ macro_rules! backend_suite {
             }
 
             #[test]
+            fn cow_run_matches_the_reference() {
+                let err = pollster::block_on(suite::check_cow(&$device, $tolerance))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: COW run worst relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+
+            #[test]
             fn ddim_matches_diffusers() {
                 let err = pollster::block_on(suite::check_scheduler(&$device, $tolerance))
                     .unwrap_or_else(|e| panic!("{e}"));
@@ -75,6 +85,12 @@ macro_rules! backend_suite {
 
 backend_suite!(flex_cpu, flex(), suite::CPU);
 backend_suite!(wgpu_vulkan, vulkan(), suite::GPU);
+
+#[test]
+fn noise_generator_matches_the_reference_bits() {
+    let count = suite::check_rng().unwrap_or_else(|e| panic!("{e}"));
+    println!("rng: {count} normals equal to the reference, bit for bit");
+}
 
 #[test]
 fn tokenizer_matches_open_clip() {

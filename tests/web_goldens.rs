@@ -69,3 +69,17 @@ async fn vae_matches_diffusers() {
         .unwrap_or_else(|e| panic!("{e}"));
     console_log!("webgpu: VAE worst relative L2 error {err:.3e}");
 }
+
+#[wasm_bindgen_test]
+fn noise_generator_matches_the_reference_bits() {
+    let count = suite::check_rng().unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: rng, {count} normals equal to the reference");
+}
+
+#[wasm_bindgen_test]
+async fn cow_run_matches_the_reference() {
+    let err = suite::check_cow(&webgpu().await, suite::GPU)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: COW run worst relative L2 error {err:.3e}");
+}

@@ -235,7 +235,7 @@ fn f16_and_bf16_decode_as_torch_converts_them() {
 #[test]
 fn a_diffusers_folder_loads_every_component_from_disk() {
     use sow_studio::model::config::SchedulerConfig;
-    use sow_studio::model::folder::{LoadError, ModelFolder};
+    use sow_studio::pipeline::folder::{LoadError, ModelFolder};
 
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd2");
     let folder = ModelFolder::open(root).unwrap();

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::conditioning::{EncodedPrompts, TextConditioner};
+use crate::pipeline::conditioning::{EncodedPrompts, TextConditioner};
 use crate::tokenizer::PAD_ID;
 
 use super::device::webgpu_device;

@@ -1,5 +1,5 @@
 //! DDIM: the noise schedule, the timestep grid, the sampling step with η, the inversion step in
-//! three diffusers conventions, forward noising and the jump between levels (ALGORITHM.md §1).
+//! three diffusers conventions, forward noising and the jump between levels (docs/method.md §1).
 //!
 //! Scalars (ᾱ and the step coefficients) are computed on the host; only the latents are tensors.
 
@@ -17,7 +17,17 @@ pub struct StepCountError {
     pub train: usize,
 }
 
-/// Which diffusers release's DDIM inversion to reproduce (ALGORITHM.md §1.5, U1).
+/// A stochastic step (η > 0) was asked for without its noise ξ.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("the DDIM step from t = {t} has eta = {eta} > 0 and needs its noise, but none was given")]
+pub struct MissingNoise {
+    /// The step's timestep.
+    pub t: usize,
+    /// The η asked for.
+    pub eta: f64,
+}
+
+/// Which diffusers release's DDIM inversion to reproduce (docs/method.md §1.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum InversionConvention {
     /// diffusers ≥ 0.22 (0.27.1, the COW README's recommendation): the UNet sees the target
@@ -113,7 +123,7 @@ impl Ddim {
         }
     }
 
-    /// ā(k), the noise level of state k (ALGORITHM.md §1.2): ᾱ_0 for k = 0 (the clean side,
+    /// ā(k), the noise level of state k (docs/method.md §1.2): ᾱ_0 for k = 0 (the clean side,
     /// `final_alpha_cumprod`), ᾱ_{τ_{k−1}} for k ≥ 1 with τ ascending.
     pub fn state_alpha(&self, k: usize) -> f32 {
         if k == 0 {
@@ -136,7 +146,7 @@ impl Ddim {
         }
     }
 
-    /// σ of the step from timestep t to the level below it, for this η (ALGORITHM.md §1.4):
+    /// σ of the step from timestep t to the level below it, for this η (docs/method.md §1.4):
     /// σ = η·sqrt((1−a')/(1−a)·(1 − a/a')).
     pub fn sigma(&self, t: usize, eta: f64) -> f64 {
         let (a, a_prev) = self.step_alphas(t);
@@ -152,11 +162,12 @@ impl Ddim {
         )
     }
 
-    /// One DDIM sampling step from timestep `t` to the grid point below it (ALGORITHM.md §1.4):
+    /// One DDIM sampling step from timestep `t` to the grid point below it (docs/method.md §1.4):
     ///
     /// x̂₀ = (z − sqrt(1−a)·ε)/sqrt(a); z' = sqrt(a')·x̂₀ + sqrt(1 − a' − σ²)·ε + σ·ξ.
     ///
-    /// `noise` is ξ, needed only when η > 0 (and ignored otherwise, as diffusers draws none).
+    /// `noise` is ξ: required when η > 0 (a step without it would silently be deterministic),
+    /// ignored at η = 0, where diffusers draws none.
     pub fn step<const D: usize>(
         &self,
         eps: Tensor<D>,
@@ -164,20 +175,23 @@ impl Ddim {
         sample: Tensor<D>,
         eta: f64,
         noise: Option<Tensor<D>>,
-    ) -> Tensor<D> {
+    ) -> Result<Tensor<D>, MissingNoise> {
+        if eta > 0.0 && noise.is_none() {
+            return Err(MissingNoise { t, eta });
+        }
         let (a, a_prev) = self.step_alphas(t);
         let sigma = self.sigma(t, eta);
         let x0 = self.predict_x0(sample, eps.clone(), a);
         let a_prev = a_prev as f64;
         let direction = eps.mul_scalar((1.0 - a_prev - sigma * sigma).max(0.0).sqrt());
         let prev = x0.mul_scalar(a_prev.sqrt()) + direction;
-        match noise {
+        Ok(match noise {
             Some(xi) if eta > 0.0 => prev + xi.mul_scalar(sigma),
             _ => prev,
-        }
+        })
     }
 
-    /// The inversion transitions 0→1, 1→2, …, in order, for a convention (ALGORITHM.md §1.5).
+    /// The inversion transitions 0→1, 1→2, …, in order, for a convention (docs/method.md §1.5).
     pub fn inversion_steps(&self, convention: InversionConvention) -> Vec<InversionStep> {
         let r = self.stride() as i64;
         let train = self.config.num_train_timesteps as i64;
@@ -223,7 +237,7 @@ impl Ddim {
         x0.mul_scalar(a_t.sqrt()) + eps.mul_scalar((1.0 - a_t).sqrt())
     }
 
-    /// Forward noising q(x_t | x_0): sqrt(ᾱ_t)·x₀ + sqrt(1−ᾱ_t)·ξ (ALGORITHM.md §1.6).
+    /// Forward noising q(x_t | x_0): sqrt(ᾱ_t)·x₀ + sqrt(1−ᾱ_t)·ξ (docs/method.md §1.6).
     pub fn add_noise<const D: usize>(
         &self,
         x0: Tensor<D>,
@@ -234,7 +248,7 @@ impl Ddim {
         x0.mul_scalar(a.sqrt()) + noise.mul_scalar((1.0 - a).sqrt())
     }
 
-    /// The jump from level s to a noisier level t in one draw (ALGORITHM.md §1.6):
+    /// The jump from level s to a noisier level t in one draw (docs/method.md §1.6):
     /// x_t = sqrt(ᾱ_t/ᾱ_s)·x_s + sqrt(1 − ᾱ_t/ᾱ_s)·ξ.
     pub fn jump<const D: usize>(
         &self,
@@ -253,29 +267,46 @@ pub fn jump_by_ratio<const D: usize>(sample: Tensor<D>, noise: Tensor<D>, rho: f
     sample.mul_scalar(rho.sqrt()) + noise.mul_scalar((1.0 - rho).max(0.0).sqrt())
 }
 
-/// ᾱ_t = Π_{i≤t}(1 − β_i), accumulated in f32 as diffusers does, with
-/// β_i = (sqrt(β_start) + (sqrt(β_end) − sqrt(β_start))·i/(T−1))² for "scaled_linear".
+/// ᾱ_t = Π_{i≤t}(1 − β_i) as diffusers computes it (docs/method.md §1.1), to the bit:
+/// β comes from `torch.linspace(sqrt(β_start), sqrt(β_end), T, dtype=float32) ** 2` for
+/// "scaled_linear" (or the plain f32 linspace), α = 1 − β in f32, and `torch.cumprod` on the CPU
+/// accumulates the running product in f64, rounding each output to f32.
 fn alphas_cumprod(config: &SchedulerConfig) -> Vec<f32> {
     let n = config.num_train_timesteps;
     let (start, end) = (config.beta_start, config.beta_end);
-    let fraction = |i: usize| {
-        if n > 1 {
-            i as f64 / (n - 1) as f64
-        } else {
-            0.0
-        }
+    let betas: Vec<f32> = if config.beta_schedule == "scaled_linear" {
+        linspace_f32(start.sqrt() as f32, end.sqrt() as f32, n)
+            .into_iter()
+            .map(|root| root * root)
+            .collect()
+    } else {
+        linspace_f32(start as f32, end as f32, n)
     };
-    let mut product = 1.0f32;
+    let mut product = 1.0f64;
+    betas
+        .into_iter()
+        .map(|beta| {
+            product *= (1.0 - beta) as f64;
+            product as f32
+        })
+        .collect()
+}
+
+/// `torch.linspace` in f32: step = (end − start)/(n − 1); the first half counts up from `start`,
+/// the second half down from `end`, so both ends are exact.
+fn linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
+    if n == 1 {
+        return vec![start];
+    }
+    let step = (end - start) / (n - 1) as f32;
+    let halfway = n / 2;
     (0..n)
         .map(|i| {
-            let beta = if config.beta_schedule == "scaled_linear" {
-                let root = start.sqrt() + (end.sqrt() - start.sqrt()) * fraction(i);
-                (root as f32) * (root as f32)
+            if i < halfway {
+                start + step * i as f32
             } else {
-                (start + (end - start) * fraction(i)) as f32
-            };
-            product *= 1.0 - beta;
-            product
+                end - step * (n - 1 - i) as f32
+            }
         })
         .collect()
 }
@@ -334,7 +365,7 @@ mod tests {
             ddim.timesteps(),
             &[901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
         );
-        // ALGORITHM.md §1.1's reference values.
+        // docs/method.md §1.1's reference values.
         for (t, expected) in [(0, 0.999150), (501, 0.274999), (999, 0.004660)] {
             let got = ddim.alphas_cumprod()[t];
             assert!(
@@ -344,8 +375,19 @@ mod tests {
         }
         assert_eq!(ddim.state_alpha(0), ddim.alphas_cumprod()[0]);
         assert_eq!(ddim.state_alpha(7), ddim.alphas_cumprod()[601]);
-        // σ at η = 1 for 601 → 501 (ALGORITHM.md §1.4 lists 0.6012).
+        // σ at η = 1 for 601 → 501 (docs/method.md §1.4 gives 0.6012).
         assert!((ddim.sigma(601, 1.0) - 0.6012).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_stochastic_step_without_noise_is_an_error() {
+        use burn::tensor::{Device, Tensor};
+        let ddim = Ddim::new(&SchedulerConfig::sd21(), 10).unwrap();
+        let device = Device::flex();
+        let z = Tensor::<1>::ones([4], &device);
+        let err = ddim.step(z.clone(), 501, z.clone(), 0.5, None).unwrap_err();
+        assert_eq!(err, MissingNoise { t: 501, eta: 0.5 });
+        assert!(ddim.step(z.clone(), 501, z, 0.0, None).is_ok());
     }
 
     #[test]

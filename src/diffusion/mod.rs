@@ -1,3 +1,4 @@
-//! Diffusion sampling: the DDIM scheduler (ALGORITHM.md §1).
+//! Diffusion sampling: the DDIM scheduler (docs/method.md §1).
 
 pub mod ddim;
+pub mod sow;

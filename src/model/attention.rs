@@ -1,6 +1,5 @@
 //! Attention as diffusers' `Attention` computes it, in query chunks so that no buffer grows with
-//! N² beyond a byte budget (WebGPU binds at most 128 MiB by default; ARCHITECTURE.md, "Hard
-//! facts"). Each chunk holds its full key rows, so the softmax is exact and stays f32.
+//! N² beyond a byte budget (WebGPU binds at most 128 MiB by default). Each chunk holds its full key rows, so the softmax is exact and stays f32.
 
 use std::ops::Range;
 
@@ -33,7 +32,7 @@ pub fn chunked_attention(
 }
 
 /// [`chunked_attention`] with an optional hook: it first observes unmodified logits, then
-/// modifies each chunk's logits before the softmax (ALGORITHM.md §3.2).
+/// modifies each chunk's logits before the softmax (docs/method.md §3.2).
 pub fn chunked_attention_hooked(
     q: Tensor<4>,
     k: Tensor<4>,

@@ -1,5 +1,5 @@
 //! Model configurations, read from the diffusers `config.json` of each component, with
-//! Stable Diffusion 2.1-base as the built-in default (ALGORITHM.md §1.1).
+//! Stable Diffusion 2.1-base as the built-in default (docs/method.md §1.1).
 //!
 //! Only the keys the engine uses are read; anything missing takes SD-2.1-base's value, so a
 //! partial config (or none) still describes a working model.
@@ -140,7 +140,7 @@ impl Default for SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// SD-2.1-base's schedule (ALGORITHM.md §1.1).
+    /// SD-2.1-base's schedule (docs/method.md §1.1).
     pub fn sd21() -> Self {
         SchedulerConfig {
             num_train_timesteps: 1000,

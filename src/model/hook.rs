@@ -1,4 +1,4 @@
-//! The self-attention hook (ALGORITHM.md §3.2): how SOW's dynamic attention modulation reaches
+//! The self-attention hook (docs/method.md §3.2): how SOW's dynamic attention modulation reaches
 //! into the UNet's 16 self-attention layers without the UNet knowing anything about SOW.
 //!
 //! Two phases per layer call: [`AttentionHook::observe`] may compute unmodified logits for any

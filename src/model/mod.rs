@@ -4,8 +4,6 @@ pub mod attention;
 pub mod budget;
 pub mod clip;
 pub mod config;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod folder;
 pub mod hook;
 pub mod layers;
 pub mod resnet;

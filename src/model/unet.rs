@@ -218,7 +218,7 @@ impl UNet {
         self.forward_hooked(sample, timestep, context, None)
     }
 
-    /// [`UNet::forward`] with a hook on every self-attention layer (ALGORITHM.md §3.2).
+    /// [`UNet::forward`] with a hook on every self-attention layer (docs/method.md §3.2).
     pub fn forward_hooked(
         &self,
         sample: Tensor<4>,

@@ -1,6 +1,6 @@
 //! diffusers' `AutoencoderKL` as SD uses it: the encoder gives a diagonal Gaussian posterior over
 //! latents (mean and log-variance), the decoder turns latents back into pixels. The pipeline's
-//! latent is `scaling_factor` (0.18215) × a posterior sample (ALGORITHM.md §2.2).
+//! latent is `scaling_factor` (0.18215) × a posterior sample (docs/method.md §2.2).
 
 use burn::module::Module;
 use burn::tensor::{activation, Tensor};
@@ -131,7 +131,7 @@ impl Posterior {
         self.mean.clone() + self.logvar.clone().mul_scalar(0.5).exp() * noise
     }
 
-    /// A sample with ξ drawn from the run's seeded generator (the draw order of ALGORITHM.md
+    /// A sample with ξ drawn from the run's seeded generator (the draw order of docs/method.md
     /// §2.10a: one tensor of the latent's shape per call).
     pub fn sample_seeded(&self, rng: &mut NoiseGenerator) -> Tensor<4> {
         let noise = rng.tensor(self.mean.dims(), &self.mean.device());

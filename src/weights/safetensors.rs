@@ -300,8 +300,8 @@ pub fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     Some(values)
 }
 
-/// Writes tensors as a safetensors file (F32 only). The engine never writes weights; this
-/// exists for tests and tools that need to build or alter a file.
+/// Writes tensors as a safetensors file (F32 only): saved latents and noise files
+/// (`sow generate --save-latents`), and tests that build or alter a file.
 pub fn serialize_f32(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;

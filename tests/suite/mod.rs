@@ -18,6 +18,10 @@ use sow_studio::model::unet::UNet;
 use sow_studio::model::vae::Vae;
 use sow_studio::rng::NoiseGenerator;
 use sow_studio::tokenizer::ClipTokenizer;
+use sow_studio::diffusion::sow::RunOptions;
+use sow_studio::imaging::{GridMask, SquareBox};
+use sow_studio::pipeline::generate::{compose_canvas, generate, GenerateJob, PreparedCondition, Unobserved};
+use sow_studio::pipeline::{Models, SourceInfo};
 use sow_studio::weights::{safetensors::decode_f32, MemorySource, SafetensorsHeader, TensorLoader};
 
 macro_rules! fixture {
@@ -70,6 +74,8 @@ pub struct Tolerance {
     pub unet: f64,
     /// VAE posterior and decoded images.
     pub vae: f64,
+    /// Latents of a whole COW run (dozens of UNet evaluations chained).
+    pub cow: f64,
 }
 
 /// The flex CPU backend.
@@ -78,6 +84,7 @@ pub const CPU: Tolerance = Tolerance {
     scheduler: 1e-6,
     unet: 1e-4,
     vae: 1e-4,
+    cow: 1e-4,
 };
 
 /// wgpu on a GPU API (lavapipe's Vulkan natively, SwiftShader's WebGPU in Chromium).
@@ -86,6 +93,7 @@ pub const GPU: Tolerance = Tolerance {
     scheduler: 1e-6,
     unet: 1e-4,
     vae: 1e-4,
+    cow: 1e-3,
 };
 
 /// A named F32 tensor from a golden safetensors file: (shape, values).
@@ -228,7 +236,15 @@ pub async fn check_scheduler(device: &Device, tolerance: Tolerance) -> Result<f6
         .iter()
         .map(|v| v.as_f64().unwrap() as f32)
         .collect();
-    let mut worst = check("alphas_cumprod", ddim10.alphas_cumprod(), &alphas, 1e-6)?;
+    // ᾱ exactly as diffusers computes it (docs/method.md §1.1), bit for bit.
+    if let Some(t) = (0..alphas.len()).find(|&t| ddim10.alphas_cumprod()[t] != alphas[t]) {
+        return Err(format!(
+            "alphas_cumprod[{t}] = {:e}, diffusers has {:e}",
+            ddim10.alphas_cumprod()[t],
+            alphas[t]
+        ));
+    }
+    let mut worst = 0.0f64;
     let final_alpha = json["final_alpha_cumprod"].as_f64().unwrap();
     if (ddim10.final_alpha_cumprod() as f64 - final_alpha).abs() > 1e-7 {
         return Err(format!(
@@ -260,7 +276,8 @@ pub async fn check_scheduler(device: &Device, tolerance: Tolerance) -> Result<f6
                 sample.clone(),
                 eta as f64,
                 Some(noise.clone()),
-            );
+            )
+            .map_err(|e| e.to_string())?;
             compare(format!("step_eta{eta}_{grid}_t{t}"), read(out).await)?;
         }
     }
@@ -403,6 +420,182 @@ pub async fn check_vae(device: &Device, tolerance: Tolerance) -> Result<f64, Str
             &expected,
             tolerance.vae,
         )?);
+    }
+    Ok(worst)
+}
+
+pub const RNG_GOLDEN: &str = fixture_text!("goldens/rng.json");
+pub const COW_GOLDEN_JSON: &str = fixture_text!("goldens/cow.json");
+pub const COW_GOLDEN: &[u8] = fixture!("goldens/cow.safetensors");
+
+/// The generator's first normals for a few seeds, bit for bit, against the independent Python
+/// implementation (tests/fixtures/rng_reference.py). Returns how many values were compared.
+pub fn check_rng() -> Result<usize, String> {
+    let golden: Value = serde_json::from_str(RNG_GOLDEN).unwrap();
+    let mut compared = 0;
+    for case in golden["cases"].as_array().unwrap() {
+        let seed = case["seed"].as_u64().unwrap();
+        let expected: Vec<u32> = case["bits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got: Vec<u32> = NoiseGenerator::new(seed)
+            .normals(expected.len())
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[i]) {
+            return Err(format!(
+                "seed {seed}: normal {i} is {} ({:#010x}), the reference says {} ({:#010x})",
+                f32::from_bits(got[i]),
+                got[i],
+                f32::from_bits(expected[i]),
+                expected[i]
+            ));
+        }
+        compared += got.len();
+    }
+    Ok(compared)
+}
+
+/// A raw U8 tensor from a golden file: (shape, bytes).
+pub fn golden_u8(file: &[u8], name: &str) -> (Vec<usize>, Vec<u8>) {
+    let header = SafetensorsHeader::parse("golden", file, Some(file.len() as u64))
+        .expect("golden file header");
+    let info = header
+        .tensors
+        .get(name)
+        .unwrap_or_else(|| panic!("golden tensor {name:?} is missing"));
+    assert_eq!(info.dtype.name(), "U8", "{name} is not U8");
+    (
+        info.shape.clone(),
+        file[info.start as usize..info.end as usize].to_vec(),
+    )
+}
+
+/// The tiny models as a run uses them.
+pub fn tiny_models(device: &Device) -> Result<Models, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let te_config = TextEncoderConfig::from_json("text_encoder/config.json", TEXT_ENCODER_CONFIG)
+        .map_err(|x| e(&x))?;
+    let mut te = TensorLoader::open("text_encoder", MemorySource(TEXT_ENCODER_WEIGHTS), device)
+        .map_err(|x| e(&x))?;
+    let text_encoder = ClipTextEncoder::load(&te_config, &mut te).map_err(|x| e(&x))?;
+    let unet_config = UNetConfig::from_json("unet/config.json", UNET_CONFIG).map_err(|x| e(&x))?;
+    let mut ul =
+        TensorLoader::open("unet", MemorySource(UNET_WEIGHTS), device).map_err(|x| e(&x))?;
+    let unet = UNet::load(&unet_config, &mut ul).map_err(|x| e(&x))?;
+    let vae_config = VaeConfig::from_json("vae/config.json", VAE_CONFIG).map_err(|x| e(&x))?;
+    let mut vl = TensorLoader::open("vae", MemorySource(VAE_WEIGHTS), device).map_err(|x| e(&x))?;
+    let vae = Vae::load(&vae_config, &mut vl).map_err(|x| e(&x))?;
+    Ok(Models {
+        tokenizer: ClipTokenizer::from_files(VOCAB, MERGES).map_err(|x| e(&x))?,
+        text_encoder,
+        unet,
+        vae,
+        scheduler: SchedulerConfig::from_json("scheduler_config.json", SCHEDULER_CONFIG)
+            .map_err(|x| e(&x))?,
+        device: device.clone(),
+        source: SourceInfo {
+            label: "tests/fixtures/tiny-sd2".into(),
+            revision: None,
+        },
+    })
+}
+
+/// One golden COW case's conditions as the pipeline takes them.
+fn cow_conditions(case: &Value) -> Vec<PreparedCondition> {
+    let name = case["name"].as_str().unwrap();
+    case["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let placement = SquareBox::new(
+                c["x"].as_u64().unwrap() as usize,
+                c["y"].as_u64().unwrap() as usize,
+                c["side"].as_u64().unwrap() as usize,
+            );
+            let side = placement.side;
+            let (_, image) = golden_u8(COW_GOLDEN, &format!("{name}/cond{i}_image"));
+            let (_, keep) = golden_u8(COW_GOLDEN, &format!("{name}/cond{i}_keep"));
+            let keep_pixels: Vec<bool> = keep.iter().map(|&k| k != 0).collect();
+            // The crop: condition pixels where kept, gray elsewhere (docs/method.md §2.1).
+            let crop_rgb = image
+                .chunks(3)
+                .zip(&keep_pixels)
+                .flat_map(|(px, &k)| if k { px.to_vec() } else { vec![128; 3] })
+                .collect();
+            // Nearest downsampling by 8: cell (i, j) takes pixel (8i, 8j) (§2.2).
+            let cells = (0..side / 8)
+                .flat_map(|r| (0..side / 8).map(move |c| (r, c)))
+                .map(|(r, c)| keep_pixels[8 * r * side + 8 * c])
+                .collect();
+            PreparedCondition {
+                placement,
+                crop_rgb,
+                keep_pixels,
+                keep_latent: GridMask::from_cells(side / 8, side / 8, cells).unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Whole COW runs on the tiny models against the Python reference (tests/fixtures/
+/// cow_reference.py): the canvas bytes exactly, every recorded stage and the final latent by
+/// relative L2, the image bytes within a small absolute difference. Returns the worst latent error.
+pub async fn check_cow(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+    let models = tiny_models(device)?;
+    let json: Value = serde_json::from_str(COW_GOLDEN_JSON).unwrap();
+    let mut worst = 0.0f64;
+    for case in json["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let options: RunOptions = serde_json::from_value(case["options"].clone())
+            .map_err(|e| format!("{name}: options: {e}"))?;
+        let conditions = cow_conditions(case);
+        let canvas = compose_canvas(options.canvas, &conditions).map_err(|e| e.to_string())?;
+        if canvas != golden_u8(COW_GOLDEN, &format!("{name}/canvas")).1 {
+            return Err(format!("{name}: the composed canvas differs from the reference"));
+        }
+        let draws = case["draws"].as_u64().unwrap() as usize;
+        let noise = case["seed"].is_null().then(|| {
+            (0..draws)
+                .map(|i| golden(COW_GOLDEN, &format!("{name}/noise.{i}")))
+                .collect()
+        });
+        let job = GenerateJob {
+            prompt: case["prompt"].as_str().unwrap().to_string(),
+            options,
+            seed: case["seed"].as_u64().unwrap_or(0),
+            conditions,
+            noise,
+            record_states: true,
+        };
+        let out = generate(&models, &job, None, &mut Unobserved)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        if out.draws != draws {
+            return Err(format!("{name}: {} draws, the reference took {draws}", out.draws));
+        }
+        for latent in &out.latents {
+            let (_, expected) = golden(COW_GOLDEN, &format!("{name}/{}", latent.name));
+            let label = format!("cow {name} {}", latent.name);
+            worst = worst.max(check(&label, &latent.values, &expected, tolerance.cow)?);
+        }
+        let (_, rgb) = golden_u8(COW_GOLDEN, &format!("{name}/image_rgb"));
+        let max_diff = out
+            .rgb
+            .iter()
+            .zip(&rgb)
+            .map(|(&a, &b)| (a as i32 - b as i32).abs())
+            .max()
+            .unwrap_or(0);
+        if out.rgb.len() != rgb.len() || max_diff > 2 {
+            return Err(format!("cow {name}: image bytes differ by up to {max_diff}"));
+        }
     }
     Ok(worst)
 }

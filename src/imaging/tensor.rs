@@ -1,5 +1,5 @@
 //! Pixels and tensors: RGB bytes to the VAE's [−1, 1] input and its output back to bytes, as
-//! diffusers converts them (ALGORITHM.md §2.2: x/255·2 − 1; §2.7: clamp((x + 1)/2, 0, 1)).
+//! diffusers converts them (docs/method.md §2.2: x/255·2 − 1; §2.7: clamp((x + 1)/2, 0, 1)).
 
 use burn::tensor::{Device, Tensor, TensorData};
 

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::clip::ClipTextEncoder;
-use super::config::{ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
-use super::unet::UNet;
-use super::vae::Vae;
+use crate::model::clip::ClipTextEncoder;
+use crate::model::config::{ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+use crate::model::unet::UNet;
+use crate::model::vae::Vae;
 use crate::tokenizer::{ClipTokenizer, TokenizerError};
 use crate::weights::{find_weights_file, FileSource, TensorLoader, WeightError};
 
@@ -147,6 +147,22 @@ impl ModelFolder {
         let config = self.vae_config()?;
         let mut loader = self.open_weights("vae", "diffusion_pytorch_model", device)?;
         Ok(Vae::load(&config, &mut loader)?)
+    }
+
+    /// Every component a run needs, on `device`.
+    pub fn load_models(&self, device: &Device) -> Result<super::Models, LoadError> {
+        Ok(super::Models {
+            tokenizer: self.tokenizer()?,
+            text_encoder: self.text_encoder(device)?,
+            unet: self.unet(device)?,
+            vae: self.vae(device)?,
+            scheduler: self.scheduler_config()?,
+            device: device.clone(),
+            source: super::SourceInfo {
+                label: self.root.display().to_string(),
+                revision: None,
+            },
+        })
     }
 
     fn open_weights(

@@ -1,0 +1,12 @@
+//! From a model source to images: loading the components a run needs, and the one async run
+//! driver (progress, preview, cancel) that the CLI, the app and the tests share. The networks
+//! below know nothing of runs; the app above never does tensor math.
+
+pub mod conditioning;
+pub mod generate;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod folder;
+pub mod models;
+pub mod params;
+
+pub use models::{Models, SourceInfo};
