@@ -26,7 +26,7 @@ fn vulkan() -> Device {
 }
 
 macro_rules! backend_suite {
-    ($backend:ident, $device:expr, $tolerance:expr) => {
+    ($backend:ident, $device:expr, $tolerance:expr, $cow_cases:expr) => {
         mod $backend {
             use super::*;
 
@@ -62,7 +62,7 @@ macro_rules! backend_suite {
 
             #[test]
             fn cow_run_matches_the_reference() {
-                let err = pollster::block_on(suite::check_cow(&$device, $tolerance))
+                let err = pollster::block_on(suite::check_cow(&$device, $tolerance, $cow_cases))
                     .unwrap_or_else(|e| panic!("{e}"));
                 println!(
                     "{}: COW run worst relative L2 error {err:.3e}",
@@ -83,8 +83,8 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(flex_cpu, flex(), suite::CPU);
-backend_suite!(wgpu_vulkan, vulkan(), suite::GPU);
+backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL);
+backend_suite!(wgpu_vulkan, vulkan(), suite::GPU, suite::COW_GPU);
 
 #[test]
 fn noise_generator_matches_the_reference_bits() {

@@ -74,8 +74,15 @@ pub struct Tolerance {
     pub unet: f64,
     /// VAE posterior and decoded images.
     pub vae: f64,
-    /// Latents of a whole COW run (dozens of UNet evaluations chained).
+    /// Latents of a whole COW run at the presets' guidance 7.5: dozens of UNet evaluations
+    /// chained, where CFG amplifies each evaluation's rounding differences (the f32 reference
+    /// itself drifts 5e-5 from an f64 run by the end of the inversion; measured here up to
+    /// 7e-4 on flex and 2e-4 on lavapipe).
     pub cow: f64,
+    /// The same run at guidance 1 (no amplification): any formula slip shows far above this.
+    /// The CPU backend gets more room: its VAE encoding of the 128 px canvas differs from
+    /// PyTorch by 3e-4 inside the condition (lavapipe: below 1e-5), which the run carries on.
+    pub cow_unguided: f64,
 }
 
 /// The flex CPU backend.
@@ -84,7 +91,8 @@ pub const CPU: Tolerance = Tolerance {
     scheduler: 1e-6,
     unet: 1e-4,
     vae: 1e-4,
-    cow: 1e-4,
+    cow: 2e-3,
+    cow_unguided: 1e-3,
 };
 
 /// wgpu on a GPU API (lavapipe's Vulkan natively, SwiftShader's WebGPU in Chromium).
@@ -93,7 +101,8 @@ pub const GPU: Tolerance = Tolerance {
     scheduler: 1e-6,
     unet: 1e-4,
     vae: 1e-4,
-    cow: 1e-3,
+    cow: 2e-3,
+    cow_unguided: 1e-4,
 };
 
 /// A named F32 tensor from a golden safetensors file: (shape, values).
@@ -544,15 +553,24 @@ fn cow_conditions(case: &Value) -> Vec<PreparedCondition> {
         .collect()
 }
 
+/// Every golden COW case (tests/fixtures/goldens/cow.json).
+pub const COW_ALL: &[&str] = &["normal", "style_two", "attribute_v019", "normal_unguided"];
+/// The cases the slower GPU backends run: several conditions, seeded draws, the style preset
+/// and the level-consistent jump; and the tight unguided case.
+pub const COW_GPU: &[&str] = &["style_two", "normal_unguided"];
+
 /// Whole COW runs on the tiny models against the Python reference (tests/fixtures/
 /// cow_reference.py): the canvas bytes exactly, every recorded stage and the final latent by
 /// relative L2, the image bytes within a small absolute difference. Returns the worst latent error.
-pub async fn check_cow(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+pub async fn check_cow(device: &Device, tolerance: Tolerance, cases: &[&str]) -> Result<f64, String> {
     let models = tiny_models(device)?;
     let json: Value = serde_json::from_str(COW_GOLDEN_JSON).unwrap();
     let mut worst = 0.0f64;
     for case in json["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
+        if !cases.contains(&name) {
+            continue;
+        }
         let options: RunOptions = serde_json::from_value(case["options"].clone())
             .map_err(|e| format!("{name}: options: {e}"))?;
         let conditions = cow_conditions(case);
@@ -566,6 +584,11 @@ pub async fn check_cow(device: &Device, tolerance: Tolerance) -> Result<f64, Str
                 .map(|i| golden(COW_GOLDEN, &format!("{name}/noise.{i}")))
                 .collect()
         });
+        let bar = if options.guidance == 1.0 && options.inversion_guidance == 1.0 {
+            tolerance.cow_unguided
+        } else {
+            tolerance.cow
+        };
         let job = GenerateJob {
             prompt: case["prompt"].as_str().unwrap().to_string(),
             options,
@@ -580,10 +603,17 @@ pub async fn check_cow(device: &Device, tolerance: Tolerance) -> Result<f64, Str
         if out.draws != draws {
             return Err(format!("{name}: {} draws, the reference took {draws}", out.draws));
         }
-        for latent in &out.latents {
+        // In run order (the final latent comes first in the list), so that the first stage
+        // that drifts is the one named.
+        let mut stages: Vec<_> = out.latents.iter().skip(1).collect();
+        stages.push(&out.latents[0]);
+        for latent in stages {
             let (_, expected) = golden(COW_GOLDEN, &format!("{name}/{}", latent.name));
             let label = format!("cow {name} {}", latent.name);
-            worst = worst.max(check(&label, &latent.values, &expected, tolerance.cow)?);
+            if std::env::var_os("SOW_DEBUG_COW").is_some() {
+                eprintln!("{label}: {:.3e}", relative_l2(&latent.values, &expected));
+            }
+            worst = worst.max(check(&label, &latent.values, &expected, bar)?);
         }
         let (_, rgb) = golden_u8(COW_GOLDEN, &format!("{name}/image_rgb"));
         let max_diff = out

@@ -403,7 +403,9 @@ impl<'a> CowRun<'a> {
 
     fn encode_canvas(&mut self) -> Result<Stage, RunError> {
         let pixels = self.canvas_pixels.take().expect("the canvas is encoded once");
-        self.z = Some(self.encode(pixels, DrawPurpose::CanvasPosterior)?);
+        let c0 = self.encode(pixels, DrawPurpose::CanvasPosterior)?;
+        self.note(|| "canvas_state.0".into(), &c0, true);
+        self.z = Some(c0);
         Ok(Stage::InvertCondition {
             condition: 0,
             k: 0,
@@ -442,7 +444,9 @@ impl<'a> CowRun<'a> {
 
     fn invert_canvas(&mut self, k: usize) -> Stage {
         let z = self.z.take().expect("the canvas latent exists");
-        self.z = Some(self.invert(z, k));
+        let z = self.invert(z, k);
+        self.note(|| format!("canvas_state.{}", k + 1), &z, true);
+        self.z = Some(z);
         if k + 1 < self.options.end_state {
             Stage::InvertCanvas { k: k + 1 }
         } else {
