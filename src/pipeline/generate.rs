@@ -7,7 +7,9 @@ use burn::tensor::{Tensor, TensorData};
 use super::Models;
 use crate::diffusion::sow::noise::{Draws, NoiseSource};
 use crate::diffusion::sow::presets::RunOptions;
-use crate::diffusion::sow::run::{ConditionInput, CowRun, CycleHook, RunError, Stage, TextConditions};
+use crate::diffusion::sow::run::{
+    ConditionInput, CowRun, CycleHook, RunError, Stage, TextConditions,
+};
 use crate::imaging::{rgb_to_tensor, GridMask, SquareBox};
 use crate::model::clip::EncodeError;
 

@@ -3,9 +3,9 @@
 //! below know nothing of runs; the app above never does tensor math.
 
 pub mod conditioning;
-pub mod generate;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
+pub mod generate;
 pub mod models;
 pub mod params;
 

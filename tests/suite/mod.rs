@@ -12,16 +12,18 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 use sow_studio::compare::relative_l2;
 use sow_studio::diffusion::ddim::{Ddim, InversionConvention};
+use sow_studio::diffusion::sow::RunOptions;
+use sow_studio::imaging::{GridMask, SquareBox};
 use sow_studio::model::clip::ClipTextEncoder;
 use sow_studio::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
 use sow_studio::model::unet::UNet;
 use sow_studio::model::vae::Vae;
+use sow_studio::pipeline::generate::{
+    compose_canvas, generate, GenerateJob, PreparedCondition, Unobserved,
+};
+use sow_studio::pipeline::{Models, SourceInfo};
 use sow_studio::rng::NoiseGenerator;
 use sow_studio::tokenizer::ClipTokenizer;
-use sow_studio::diffusion::sow::RunOptions;
-use sow_studio::imaging::{GridMask, SquareBox};
-use sow_studio::pipeline::generate::{compose_canvas, generate, GenerateJob, PreparedCondition, Unobserved};
-use sow_studio::pipeline::{Models, SourceInfo};
 use sow_studio::weights::{safetensors::decode_f32, MemorySource, SafetensorsHeader, TensorLoader};
 
 macro_rules! fixture {
@@ -279,14 +281,15 @@ pub async fn check_scheduler(device: &Device, tolerance: Tolerance) -> Result<f6
     step_cases.extend([981, 501, 1].map(|t| (&ddim50, t, "n50")));
     for (ddim, t, grid) in step_cases {
         for eta in [0u32, 1] {
-            let out = ddim.step(
-                eps.clone(),
-                t,
-                sample.clone(),
-                eta as f64,
-                Some(noise.clone()),
-            )
-            .map_err(|e| e.to_string())?;
+            let out = ddim
+                .step(
+                    eps.clone(),
+                    t,
+                    sample.clone(),
+                    eta as f64,
+                    Some(noise.clone()),
+                )
+                .map_err(|e| e.to_string())?;
             compare(format!("step_eta{eta}_{grid}_t{t}"), read(out).await)?;
         }
     }
@@ -562,7 +565,11 @@ pub const COW_GPU: &[&str] = &["style_two", "normal_unguided"];
 /// Whole COW runs on the tiny models against the Python reference (tests/fixtures/
 /// cow_reference.py): the canvas bytes exactly, every recorded stage and the final latent by
 /// relative L2, the image bytes within a small absolute difference. Returns the worst latent error.
-pub async fn check_cow(device: &Device, tolerance: Tolerance, cases: &[&str]) -> Result<f64, String> {
+pub async fn check_cow(
+    device: &Device,
+    tolerance: Tolerance,
+    cases: &[&str],
+) -> Result<f64, String> {
     let models = tiny_models(device)?;
     let json: Value = serde_json::from_str(COW_GOLDEN_JSON).unwrap();
     let mut worst = 0.0f64;
@@ -576,7 +583,9 @@ pub async fn check_cow(device: &Device, tolerance: Tolerance, cases: &[&str]) ->
         let conditions = cow_conditions(case);
         let canvas = compose_canvas(options.canvas, &conditions).map_err(|e| e.to_string())?;
         if canvas != golden_u8(COW_GOLDEN, &format!("{name}/canvas")).1 {
-            return Err(format!("{name}: the composed canvas differs from the reference"));
+            return Err(format!(
+                "{name}: the composed canvas differs from the reference"
+            ));
         }
         let draws = case["draws"].as_u64().unwrap() as usize;
         let noise = case["seed"].is_null().then(|| {
@@ -601,7 +610,10 @@ pub async fn check_cow(device: &Device, tolerance: Tolerance, cases: &[&str]) ->
             .await
             .map_err(|e| format!("{name}: {e}"))?;
         if out.draws != draws {
-            return Err(format!("{name}: {} draws, the reference took {draws}", out.draws));
+            return Err(format!(
+                "{name}: {} draws, the reference took {draws}",
+                out.draws
+            ));
         }
         // In run order (the final latent comes first in the list), so that the first stage
         // that drifts is the one named.
@@ -624,7 +636,9 @@ pub async fn check_cow(device: &Device, tolerance: Tolerance, cases: &[&str]) ->
             .max()
             .unwrap_or(0);
         if out.rgb.len() != rgb.len() || max_diff > 2 {
-            return Err(format!("cow {name}: image bytes differ by up to {max_diff}"));
+            return Err(format!(
+                "cow {name}: image bytes differ by up to {max_diff}"
+            ));
         }
     }
     Ok(worst)
