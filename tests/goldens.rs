@@ -71,6 +71,16 @@ macro_rules! backend_suite {
             }
 
             #[test]
+            fn toy_experiment_matches_the_reference() {
+                let err = pollster::block_on(suite::check_toy(&$device, $tolerance))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: toy experiment worst relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+
+            #[test]
             fn ddim_matches_diffusers() {
                 let err = pollster::block_on(suite::check_scheduler(&$device, $tolerance))
                     .unwrap_or_else(|e| panic!("{e}"));

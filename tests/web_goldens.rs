@@ -84,3 +84,11 @@ async fn cow_run_matches_the_reference() {
         .unwrap_or_else(|e| panic!("{e}"));
     console_log!("webgpu: COW run worst relative L2 error {err:.3e}");
 }
+
+#[wasm_bindgen_test]
+async fn toy_experiment_matches_the_reference() {
+    let err = suite::check_toy(&webgpu().await, suite::GPU)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    console_log!("webgpu: toy experiment worst relative L2 error {err:.3e}");
+}

@@ -8,5 +8,6 @@ pub mod folder;
 pub mod generate;
 pub mod models;
 pub mod params;
+pub mod toy;
 
 pub use models::{Models, SourceInfo};

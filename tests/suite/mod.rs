@@ -85,6 +85,10 @@ pub struct Tolerance {
     /// The CPU backend gets more room: its VAE encoding of the 128 px canvas differs from
     /// PyTorch by 3e-4 inside the condition (lavapipe: below 1e-5), which the run carries on.
     pub cow_unguided: f64,
+    /// The toy experiment's latents (unguided inversion and denoising, then decoding).
+    pub toy: f64,
+    /// The toy's measures (absolute, in [0, 1] brightness units).
+    pub toy_measure: f32,
 }
 
 /// The flex CPU backend.
@@ -95,6 +99,8 @@ pub const CPU: Tolerance = Tolerance {
     vae: 1e-4,
     cow: 2e-3,
     cow_unguided: 1e-3,
+    toy: 1.0,
+    toy_measure: 1.0,
 };
 
 /// wgpu on a GPU API (lavapipe's Vulkan natively, SwiftShader's WebGPU in Chromium).
@@ -105,6 +111,8 @@ pub const GPU: Tolerance = Tolerance {
     vae: 1e-4,
     cow: 2e-3,
     cow_unguided: 1e-4,
+    toy: 1.0,
+    toy_measure: 1.0,
 };
 
 /// A named F32 tensor from a golden safetensors file: (shape, values).
@@ -640,6 +648,77 @@ pub async fn check_cow(
                 "cow {name}: image bytes differ by up to {max_diff}"
             ));
         }
+    }
+    Ok(worst)
+}
+
+pub const TOY_GOLDEN_JSON: &str = fixture_text!("goldens/toy.json");
+pub const TOY_GOLDEN: &[u8] = fixture!("goldens/toy.safetensors");
+
+/// The toy experiment (merge, increase, decrease; four layouts) against the Python reference
+/// (tests/fixtures/toy_reference.py, a custom diffusers attention processor for the variants):
+/// every frame's latents by relative L2, its measures within 1e-4. Returns the worst latent
+/// error.
+pub async fn check_toy(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
+    use sow_studio::diffusion::toy::{ToyOptions, ToyRun};
+    let models = tiny_models(device)?;
+    let json: Value = serde_json::from_str(TOY_GOLDEN_JSON).unwrap();
+    let options = ToyOptions {
+        steps: json["steps"].as_u64().unwrap() as usize,
+        canvas: json["canvas"].as_u64().unwrap() as usize,
+        strength: json["strength"].as_f64().unwrap(),
+        layouts: serde_json::from_value(json["layouts"].clone()).unwrap(),
+        variants: serde_json::from_value(json["variants"].clone()).unwrap(),
+    };
+    let empty = sow_studio::pipeline::generate::encode_prompts(
+        &models,
+        "",
+        &RunOptions::preset(Default::default()),
+    )
+    .map_err(|e| e.to_string())?
+    .empty;
+    let mut run = ToyRun::new(&models.unet, &models.vae, &models.scheduler, options, empty)
+        .map_err(|e| e.to_string())?;
+    let mut worst = 0.0f64;
+    let mut frames = 0;
+    while !run.is_done() {
+        let Some(frame) = run.step().frame else {
+            continue;
+        };
+        frames += 1;
+        let label = format!("toy {} merged at {}", frame.variant.name(), frame.merge_state);
+        let (_, expected) = golden(
+            TOY_GOLDEN,
+            &format!("{}/{}", frame.variant.name(), frame.merge_state),
+        );
+        let ours = read(frame.latents).await;
+        if std::env::var_os("SOW_DEBUG_TOY").is_some() {
+            eprintln!("{label}: {:.3e}", relative_l2(&ours, &expected));
+        }
+        worst = worst.max(check(&label, &ours, &expected, tolerance.toy)?);
+        let golden_frame = json["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["variant"] == frame.variant.name() && f["merge_state"] == frame.merge_state
+            })
+            .unwrap();
+        for (key, tensor) in [
+            ("halves_difference", frame.halves_difference),
+            ("upper_right_brightness", frame.upper_right_brightness),
+        ] {
+            let ours = read(tensor).await;
+            let theirs: Vec<f32> = serde_json::from_value(golden_frame[key].clone()).unwrap();
+            for (a, b) in ours.iter().zip(&theirs) {
+                if (a - b).abs() > tolerance.toy_measure {
+                    return Err(format!("{label}: {key} {ours:?}, the reference says {theirs:?}"));
+                }
+            }
+        }
+    }
+    if frames != json["frames"].as_array().unwrap().len() {
+        return Err(format!("the toy run decoded {frames} frames"));
     }
     Ok(worst)
 }
