@@ -3,6 +3,7 @@
 
 pub mod latents;
 pub mod noise;
+pub mod planner;
 pub mod presets;
 pub mod preview;
 pub mod run;
