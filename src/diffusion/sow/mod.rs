@@ -4,6 +4,7 @@
 pub mod dam;
 pub mod latents;
 pub mod noise;
+pub mod planner;
 pub mod presets;
 pub mod preview;
 pub mod run;
