@@ -8,6 +8,7 @@ pub mod folder;
 pub mod generate;
 pub mod models;
 pub mod params;
+pub mod sow;
 pub mod toy;
 
 pub use models::{Models, SourceInfo};

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SourceInfo;
+use crate::diffusion::sow::dam::DamOptions;
+use crate::diffusion::sow::planner::Plan;
 use crate::diffusion::sow::RunOptions;
 use crate::imaging::SquareBox;
 
@@ -61,6 +63,12 @@ pub struct ImageParameters {
     pub conditions: Vec<ConditionRecord>,
     /// Every option of the run.
     pub options: RunOptions,
+    /// SOW: the plan the run used (prompt, boxes, related regions, where it came from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// SOW: the attention modulation's options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<DamOptions>,
 }
 
 impl ImageParameters {
@@ -83,6 +91,8 @@ impl ImageParameters {
             noise_sha256: None,
             conditions,
             options,
+            plan: None,
+            attention: None,
         }
     }
 

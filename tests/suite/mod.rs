@@ -82,10 +82,12 @@ pub struct Tolerance {
     /// 7e-4 on flex and 2e-4 on lavapipe).
     pub cow: f64,
     /// The same run at guidance 1 (no amplification): any formula slip shows far above this.
-    /// The CPU backend gets more room: its VAE encoding of the 128 px canvas differs from
-    /// PyTorch by 3e-4 inside the condition (lavapipe: below 1e-5), which the run carries on.
+    /// Measured: the VAE encoding of the mostly gray canvas is the least exact step (flex
+    /// 4e-4, lavapipe 1e-4 against PyTorch, whose own f32 run is within 5e-6 of f64); the
+    /// conditions' inversions stay within 3e-5.
     pub cow_unguided: f64,
-    /// The toy experiment's latents (unguided inversion and denoising, then decoding).
+    /// The toy experiment's latents (unguided inversion and denoising of flat images; measured
+    /// 3.5e-4 on flex, 8e-5 on lavapipe).
     pub toy: f64,
     /// The toy's measures (absolute, in [0, 1] brightness units).
     pub toy_measure: f32,
@@ -99,8 +101,8 @@ pub const CPU: Tolerance = Tolerance {
     vae: 1e-4,
     cow: 2e-3,
     cow_unguided: 1e-3,
-    toy: 1.0,
-    toy_measure: 1.0,
+    toy: 1e-3,
+    toy_measure: 1e-3,
 };
 
 /// wgpu on a GPU API (lavapipe's Vulkan natively, SwiftShader's WebGPU in Chromium).
@@ -110,9 +112,9 @@ pub const GPU: Tolerance = Tolerance {
     unet: 1e-4,
     vae: 1e-4,
     cow: 2e-3,
-    cow_unguided: 1e-4,
-    toy: 1.0,
-    toy_measure: 1.0,
+    cow_unguided: 5e-4,
+    toy: 5e-4,
+    toy_measure: 1e-3,
 };
 
 /// A named F32 tensor from a golden safetensors file: (shape, values).
