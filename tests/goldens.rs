@@ -97,6 +97,12 @@ backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL);
 backend_suite!(wgpu_vulkan, vulkan(), suite::GPU, suite::COW_GPU);
 
 #[test]
+fn sow_without_modulation_equals_cow_and_with_it_differs() {
+    let change = pollster::block_on(suite::check_sow(&flex())).unwrap_or_else(|e| panic!("{e}"));
+    println!("sow: the modulation moved the final latent by {change:.3e} (relative)");
+}
+
+#[test]
 fn noise_generator_matches_the_reference_bits() {
     let count = suite::check_rng().unwrap_or_else(|e| panic!("{e}"));
     println!("rng: {count} normals equal to the reference, bit for bit");
