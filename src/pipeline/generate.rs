@@ -184,6 +184,7 @@ pub async fn generate<O: RunObserver>(
     }
     while !run.is_done() {
         let progress = run.step()?;
+        super::pace::settle(progress.latent.as_ref()).await;
         let report = StepReport {
             description: progress.next.describe(run.options()),
             completed: progress.completed,
