@@ -1,6 +1,6 @@
 //! The host-side image layer (src/imaging/): decoding (EXIF orientation, alpha, depth, bad and
-//! oversized files). Every input is made here: encoded with the `image` crate, or its bytes
-//! built by hand.
+//! oversized files) and conditions (crop, mask, latent mask, canvas). Every input is made here:
+//! encoded with the `image` crate, or its bytes built by hand.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -9,7 +9,11 @@ use std::io::Cursor;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
+use sow_studio::imaging::condition::{
+    compose_canvas, prepare_condition, prepare_condition_files, ConditionError,
+};
 use sow_studio::imaging::decode::{decode_image, decode_mask, DecodeError};
+use sow_studio::imaging::{GeometryError, GridMask, SquareBox};
 
 // ---------------------------------------------------------------------------------------------
 // The largest single allocation made on the current thread, to show that oversized images are
@@ -518,4 +522,338 @@ fn masks_decode_to_luma() {
     let gray = decode_mask(&encode(&mask, ImageFormat::Png), "mask.png").unwrap();
     // BT.601: 0.299·R + 0.587·G + 0.114·B.
     assert_eq!(gray.values(), &[0, 255, 76, 29]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions and the canvas.
+
+fn png_of(width: u32, height: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+    encode(
+        &DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| Rgb(f(x, y)))),
+        ImageFormat::Png,
+    )
+}
+
+fn gray_png(width: u32, height: u32, f: impl Fn(u32, u32) -> u8) -> Vec<u8> {
+    encode(
+        &DynamicImage::ImageLuma8(ImageBuffer::from_fn(width, height, |x, y| Luma([f(x, y)]))),
+        ImageFormat::Png,
+    )
+}
+
+#[test]
+fn an_image_of_the_box_size_is_used_byte_for_byte() {
+    let pattern = |x: u32, y: u32| [(x * 37 + y * 11) as u8, (x * y) as u8, (255 - x * 3) as u8];
+    let bytes = png_of(64, 64, pattern);
+    let prepared =
+        prepare_condition_files(&bytes, "face.png", None, SquareBox::new(64, 0, 64)).unwrap();
+    let want: Vec<u8> = (0..64)
+        .flat_map(|y| (0..64).flat_map(move |x| pattern(x, y)))
+        .collect();
+    assert_eq!(prepared.crop_rgb, want);
+    assert!(prepared.keep_pixels.iter().all(|&k| k));
+    assert_eq!(
+        prepared.keep_latent,
+        GridMask::from_cells(8, 8, vec![true; 64]).unwrap()
+    );
+}
+
+#[test]
+fn non_square_images_are_cut_to_their_centred_square_then_resized() {
+    let pattern = |x: u32, y: u32| [(x * 5) as u8, (y * 7) as u8, 9];
+    // 48×32 for a 32 box: the centred 32×32 square (columns 8..40), no resampling.
+    let prepared = prepare_condition_files(
+        &png_of(48, 32, pattern),
+        "wide.png",
+        None,
+        SquareBox::new(0, 0, 32),
+    )
+    .unwrap();
+    let want: Vec<u8> = (0..32)
+        .flat_map(|y| (0..32).flat_map(move |x| pattern(x + 8, y)))
+        .collect();
+    assert_eq!(prepared.crop_rgb, want);
+    // 20×30 for a 16 box: rows 5..25, then resized; a uniform colour stays exactly uniform.
+    let prepared = prepare_condition_files(
+        &png_of(20, 30, |_, _| [10, 200, 30]),
+        "tall.png",
+        None,
+        SquareBox::new(0, 0, 16),
+    )
+    .unwrap();
+    assert_eq!(prepared.crop_rgb, [10, 200, 30].repeat(16 * 16));
+    // Left half red, right half blue, downscaled 2×: the halves stay apart.
+    let prepared = prepare_condition_files(
+        &png_of(
+            64,
+            64,
+            |x, _| if x < 32 { [255, 0, 0] } else { [0, 0, 255] },
+        ),
+        "halves.png",
+        None,
+        SquareBox::new(0, 0, 32),
+    )
+    .unwrap();
+    let at = |x: usize, y: usize| &prepared.crop_rgb[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3];
+    assert_eq!(at(0, 5), [255, 0, 0]);
+    assert_eq!(at(31, 20), [0, 0, 255]);
+    assert!(at(15, 0)[0] > 200 && at(16, 0)[2] > 200);
+}
+
+#[test]
+fn a_mask_gives_the_crop_and_the_latent_mask_by_the_nearest_rule() {
+    // A 32×32 image and mask (black = keep): three single black pixels on the latent grid's
+    // sample points (8i, 8j), and a black block covering latent cell (2, 0) except its sample
+    // point (16, 0).
+    let image = png_of(32, 32, |x, y| [x as u8 * 8, y as u8 * 8, 77]);
+    let kept_points = [(0u32, 0u32), (1, 2), (3, 3)]; // (row, col)
+    let mask = gray_png(32, 32, |x, y| {
+        let on_point = kept_points.iter().any(|&(r, c)| x == c * 8 && y == r * 8);
+        let in_block = (16..24).contains(&y) && x < 8 && !(x == 0 && y == 16);
+        if on_point || in_block {
+            0
+        } else {
+            255
+        }
+    });
+    let prepared =
+        prepare_condition_files(&image, "cat.png", Some(&mask), SquareBox::new(8, 16, 32)).unwrap();
+    let mut want = GridMask::new(4, 4);
+    for (r, c) in kept_points {
+        want.set(r as usize, c as usize, true);
+    }
+    assert_eq!(prepared.keep_latent, want);
+    // The crop: image pixels where kept, gray elsewhere.
+    let at = |x: usize, y: usize| &prepared.crop_rgb[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3];
+    assert_eq!(at(16, 8), [128, 64, 77]); // (row 1, col 2) sample point: kept
+    assert_eq!(at(1, 17), [8, 136, 77]); // in the block: kept
+    assert_eq!(at(0, 16), [128, 128, 128]); // the block's hole
+    assert_eq!(at(5, 5), [128, 128, 128]);
+    assert_eq!(
+        prepared.keep_pixels.iter().filter(|&&k| k).count(),
+        3 + 8 * 8 - 1
+    );
+}
+
+#[test]
+fn masks_are_resized_like_their_image_and_binarized_at_128() {
+    // A 64×64 mask whose left half is black (keep) for a 32 box; gray 127 keeps, 128 does not.
+    let image = png_of(64, 64, |_, _| [200, 100, 50]);
+    let mask = gray_png(64, 64, |x, y| {
+        if x < 32 {
+            0
+        } else if y < 32 {
+            127
+        } else {
+            128
+        }
+    });
+    let prepared =
+        prepare_condition_files(&image, "x.png", Some(&mask), SquareBox::new(0, 0, 32)).unwrap();
+    let keep = |x: usize, y: usize| prepared.keep_pixels[y * 32 + x];
+    assert!(
+        (0..32).all(|y| keep(0, y) && keep(15, y)),
+        "the black half is kept"
+    );
+    assert!(keep(20, 2) && keep(31, 10), "gray 127 is kept");
+    assert!(!keep(20, 20) && !keep(31, 31), "gray 128 is not");
+    assert_eq!(
+        prepared.crop_rgb[(20 * 32 + 20) * 3..][..3],
+        [128, 128, 128]
+    );
+    assert_eq!(prepared.crop_rgb[(2 * 32 + 20) * 3..][..3], [200, 100, 50]);
+}
+
+#[test]
+fn without_a_mask_the_alpha_decides_else_everything_is_kept() {
+    // Opaque in the top half only.
+    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(16, 16, |_, y| {
+        Rgba([10, 20, 30, if y < 8 { 255 } else { 0 }])
+    }));
+    let bytes = encode(&rgba, ImageFormat::Png);
+    let prepared =
+        prepare_condition_files(&bytes, "cut-out.png", None, SquareBox::new(0, 0, 16)).unwrap();
+    assert_eq!(
+        prepared.keep_latent,
+        GridMask::from_cells(2, 2, vec![true, true, false, false]).unwrap()
+    );
+    assert_eq!(prepared.crop_rgb[..3], [10, 20, 30]);
+    assert_eq!(prepared.crop_rgb[(15 * 16) * 3..][..3], [128, 128, 128]);
+    // An explicit mask wins over the alpha.
+    let mask = gray_png(16, 16, |_, _| 0);
+    let prepared =
+        prepare_condition_files(&bytes, "cut-out.png", Some(&mask), SquareBox::new(0, 0, 16))
+            .unwrap();
+    assert!(prepared.keep_pixels.iter().all(|&k| k));
+    assert_eq!(
+        prepared.crop_rgb[(15 * 16) * 3..][..3],
+        [128, 128, 128],
+        "flattened alpha"
+    );
+}
+
+#[test]
+fn bad_masks_and_boxes_are_named_errors() {
+    let image = png_of(48, 32, |_, _| [1, 2, 3]);
+    let square_mask = gray_png(32, 32, |_, _| 0);
+    match prepare_condition_files(
+        &image,
+        "wide.png",
+        Some(&square_mask),
+        SquareBox::new(0, 0, 32),
+    ) {
+        Err(e @ ConditionError::MaskShape { .. }) => {
+            assert!(e.to_string().contains("wide.png"), "{e}")
+        }
+        other => panic!("mask of other proportions: {other:?}"),
+    }
+    // The same proportions at another size are fine.
+    let small_mask = gray_png(24, 16, |_, _| 0);
+    assert!(prepare_condition_files(
+        &image,
+        "wide.png",
+        Some(&small_mask),
+        SquareBox::new(0, 0, 32)
+    )
+    .is_ok());
+    // A damaged mask names the mask.
+    match prepare_condition_files(
+        &image,
+        "wide.png",
+        Some(&[1, 2, 3]),
+        SquareBox::new(0, 0, 32),
+    ) {
+        Err(e @ ConditionError::Decode(DecodeError::UnknownFormat { .. })) => {
+            assert!(e.to_string().starts_with("mask of wide.png"), "{e}")
+        }
+        other => panic!("damaged mask: {other:?}"),
+    }
+    for (placement, what) in [
+        (SquareBox::new(0, 0, 20), "side 20"),
+        (SquareBox::new(4, 0, 16), "x 4"),
+        (SquareBox::new(0, 0, 0), "empty"),
+    ] {
+        assert!(
+            matches!(
+                prepare_condition_files(&image, "wide.png", None, placement),
+                Err(ConditionError::Box { .. })
+            ),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn the_canvas_pastes_kept_pixels_in_order_and_unites_the_latent_masks() {
+    let solid = |colour: [u8; 3]| png_of(16, 16, move |_, _| colour);
+    let red = prepare_condition_files(&solid([255, 0, 0]), "red", None, SquareBox::new(0, 0, 16))
+        .unwrap();
+    // Blue at (8, 0), keeping only its right half: its discarded left half lies on red.
+    let right_half = gray_png(16, 16, |x, _| if x >= 8 { 0 } else { 255 });
+    let blue = prepare_condition_files(
+        &solid([0, 0, 255]),
+        "blue",
+        Some(&right_half),
+        SquareBox::new(8, 0, 16),
+    )
+    .unwrap();
+    // Green at (0, 8), all kept: its top half lies on red.
+    let green =
+        prepare_condition_files(&solid([0, 255, 0]), "green", None, SquareBox::new(0, 8, 16))
+            .unwrap();
+    let canvas = compose_canvas(64, &[red, blue, green]).unwrap();
+    assert_eq!((canvas.side, canvas.rgb.len()), (64, 64 * 64 * 3));
+    let at = |x: usize, y: usize| &canvas.rgb[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3];
+    assert_eq!(at(3, 3), [255, 0, 0], "red alone");
+    assert_eq!(
+        at(12, 3),
+        [255, 0, 0],
+        "under blue's discarded half red stays"
+    );
+    assert_eq!(at(20, 3), [0, 0, 255], "blue's kept half");
+    assert_eq!(at(3, 12), [0, 255, 0], "green is later than red and wins");
+    assert_eq!(at(20, 12), [0, 0, 255], "blue where green does not reach");
+    assert_eq!(at(3, 20), [0, 255, 0]);
+    assert_eq!(at(40, 40), [128, 128, 128], "the canvas gray");
+    // m_full: red (0..2, 0..2), blue's right half (0..2, 2), green (1..3, 0..2).
+    let mut want = GridMask::new(8, 8);
+    for (r, c) in [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+        (0, 2),
+        (1, 2),
+        (2, 0),
+        (2, 1),
+    ] {
+        want.set(r, c, true);
+    }
+    assert_eq!(canvas.keep_latent, want);
+
+    // One condition at COW's default place on the default canvas.
+    let face = prepare_condition_files(
+        &png_of(256, 256, |x, y| [x as u8, y as u8, 0]),
+        "face",
+        None,
+        SquareBox::new(128, 0, 256),
+    )
+    .unwrap();
+    let canvas = compose_canvas(512, std::slice::from_ref(&face)).unwrap();
+    assert_eq!(&canvas.rgb[(10 * 512 + 128 + 5) * 3..][..3], [5, 10, 0]);
+    assert_eq!(canvas.keep_latent.count(), 32 * 32);
+    assert!(
+        canvas.keep_latent.get(0, 16)
+            && canvas.keep_latent.get(31, 47)
+            && !canvas.keep_latent.get(0, 15)
+    );
+}
+
+#[test]
+fn canvases_of_a_bad_size_or_with_boxes_off_them_are_refused() {
+    let condition = prepare_condition_files(
+        &png_of(64, 64, |_, _| [0; 3]),
+        "c",
+        None,
+        SquareBox::new(0, 0, 64),
+    )
+    .unwrap();
+    assert!(matches!(
+        compose_canvas(100, &[]),
+        Err(ConditionError::CanvasSize(100))
+    ));
+    assert!(matches!(
+        compose_canvas(0, &[]),
+        Err(ConditionError::CanvasSize(0))
+    ));
+    let mut off = condition.clone();
+    off.placement = SquareBox::new(64, 0, 64);
+    match compose_canvas(64, &[condition.clone(), off]) {
+        Err(
+            e @ ConditionError::Box {
+                source: GeometryError::OffCanvas(..),
+                ..
+            },
+        ) => {
+            assert!(e.to_string().starts_with("condition 2"), "{e}")
+        }
+        other => panic!("box off the canvas: {other:?}"),
+    }
+    let mut inconsistent = condition;
+    inconsistent.placement = SquareBox::new(0, 0, 32);
+    assert!(matches!(
+        compose_canvas(64, &[inconsistent]),
+        Err(ConditionError::Inconsistent { .. })
+    ));
+}
+
+#[test]
+fn conditions_can_be_prepared_from_decoded_images() {
+    let decoded = decode_image(&png_of(16, 16, |_, _| [9, 9, 9]), "p").unwrap();
+    let mask = decode_mask(&gray_png(16, 16, |x, _| if x < 8 { 0 } else { 255 }), "m").unwrap();
+    let prepared = prepare_condition(&decoded, Some(&mask), SquareBox::new(0, 0, 16), "p").unwrap();
+    assert_eq!(
+        prepared.keep_latent,
+        GridMask::from_cells(2, 2, vec![true, false, true, false]).unwrap()
+    );
 }
