@@ -1,6 +1,6 @@
 //! The host-side image layer (src/imaging/): decoding (EXIF orientation, alpha, depth, bad and
-//! oversized files) and conditions (crop, mask, latent mask, canvas). Every input is made here:
-//! encoded with the `image` crate, or its bytes built by hand.
+//! oversized files), conditions (crop, mask, latent mask, canvas) and PNG text chunks. Every
+//! input is made here: encoded with the `image` or `png` crate, or its bytes built by hand.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -13,6 +13,10 @@ use sow_studio::imaging::condition::{
     compose_canvas, prepare_condition, prepare_condition_files, ConditionError,
 };
 use sow_studio::imaging::decode::{decode_image, decode_mask, DecodeError};
+use sow_studio::imaging::png::{
+    encode_rgb_png, encode_rgb_png_with_text, encode_rgba_png, find_png_text, read_png_text,
+    PngError, PngText,
+};
 use sow_studio::imaging::{GeometryError, GridMask, SquareBox};
 
 // ---------------------------------------------------------------------------------------------
@@ -856,4 +860,137 @@ fn conditions_can_be_prepared_from_decoded_images() {
         prepared.keep_latent,
         GridMask::from_cells(2, 2, vec![true, false, true, false]).unwrap()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG output and text chunks.
+
+#[test]
+fn png_text_round_trips_with_non_ascii_text() {
+    let rgb: Vec<u8> = (0..5 * 3 * 3).map(|i| (i * 7) as u8).collect();
+    let json = r#"{"prompt":"un chat roux — 猫, Ärger, 🐱","seed":42}"#;
+    let png = encode_rgb_png_with_text(
+        &rgb,
+        5,
+        3,
+        &[("sow-studio:parameters", json), ("Software", "SOW Studio")],
+    )
+    .unwrap();
+    assert_eq!(
+        read_png_text(&png).unwrap(),
+        vec![
+            PngText {
+                keyword: "sow-studio:parameters".into(),
+                text: json.into()
+            },
+            PngText {
+                keyword: "Software".into(),
+                text: "SOW Studio".into()
+            },
+        ]
+    );
+    assert_eq!(
+        find_png_text(&png, "sow-studio:parameters")
+            .unwrap()
+            .as_deref(),
+        Some(json)
+    );
+    assert_eq!(find_png_text(&png, "missing").unwrap(), None);
+    // The pixels are intact.
+    let decoded = decode_image(&png, "out.png").unwrap();
+    assert_eq!(decoded.rgb.pixels(), &rgb[..]);
+    // Plain previews.
+    assert_eq!(
+        decode_image(&encode_rgb_png(&rgb, 5, 3).unwrap(), "p")
+            .unwrap()
+            .rgb
+            .pixels(),
+        &rgb[..]
+    );
+    let rgba: Vec<u8> = (0..2 * 2 * 4)
+        .map(|i| if i % 4 == 3 { 255 } else { (i * 20) as u8 })
+        .collect();
+    let decoded = decode_image(&encode_rgba_png(&rgba, 2, 2).unwrap(), "p").unwrap();
+    assert_eq!(decoded.rgb.pixel(1, 1), [240, 4, 24]);
+    assert!(read_png_text(&encode_rgb_png(&rgb, 5, 3).unwrap())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn text_after_the_image_data_and_compressed_text_are_read() {
+    use png::text_metadata::{ITXtChunk, ZTXtChunk};
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 1, 1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder
+        .add_text_chunk("Title".into(), "Café".into())
+        .unwrap();
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[1, 2, 3]).unwrap();
+    writer
+        .write_text_chunk(&ZTXtChunk::new("Comment", "après l'image".repeat(50)))
+        .unwrap();
+    let mut compressed = ITXtChunk::new("Author", "作者");
+    compressed.compressed = true;
+    writer.write_text_chunk(&compressed).unwrap();
+    writer.finish().unwrap();
+    let text = read_png_text(&out).unwrap();
+    assert_eq!(text.len(), 3);
+    assert_eq!(
+        text[0],
+        PngText {
+            keyword: "Title".into(),
+            text: "Café".into()
+        }
+    );
+    assert_eq!(text[1].text, "après l'image".repeat(50));
+    assert_eq!(
+        text[2],
+        PngText {
+            keyword: "Author".into(),
+            text: "作者".into()
+        }
+    );
+}
+
+#[test]
+fn png_writing_and_reading_errors_are_named() {
+    let rgb = [0u8; 12];
+    for bad in [
+        "",
+        " lead",
+        "trail ",
+        "two  spaces",
+        "tab\there",
+        "猫",
+        &"k".repeat(80),
+    ] {
+        assert!(
+            matches!(
+                encode_rgb_png_with_text(&rgb, 2, 2, &[(bad, "x")]),
+                Err(PngError::Keyword(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(encode_rgb_png_with_text(&rgb, 2, 2, &[(&"k".repeat(79), "x"), ("Ä ö", "")]).is_ok());
+    assert!(matches!(
+        encode_rgb_png(&rgb, 3, 2),
+        Err(PngError::Size {
+            expected: 18,
+            actual: 12,
+            ..
+        })
+    ));
+    assert!(matches!(
+        encode_rgb_png(&[], 0, 0),
+        Err(PngError::Encode(_))
+    ));
+    assert_eq!(read_png_text(b"GIF89a"), Err(PngError::NotPng));
+    let png = encode_rgb_png_with_text(&rgb, 2, 2, &[("k", "v")]).unwrap();
+    assert!(matches!(
+        read_png_text(&png[..png.len() - 20]),
+        Err(PngError::Corrupt(_))
+    ));
 }

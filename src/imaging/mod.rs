@@ -13,12 +13,14 @@
 //!    alike and binarized at 128, the crop (condition pixels on gray), the latent crop mask by
 //!    nearest downsampling, and the canvas with every condition pasted in list order and m_full.
 //! 3. [`tensor`]: RGB bytes ↔ the VAE's [−1, 1] tensors.
+//! 4. [`png`]: images out as PNG, with the run's parameters in text chunks read back later.
 //!
 //! [`raster`] holds the owned pixel buffers and the one resampling step.
 
 pub mod condition;
 pub mod decode;
 pub mod geometry;
+pub mod png;
 pub mod raster;
 pub mod tensor;
 
