@@ -204,7 +204,7 @@ fn decode_upright(bytes: &[u8], label: &str) -> Result<DynamicImage, DecodeError
         return Err(DecodeError::Corrupt {
             label: label.to_string(),
             format: name,
-            detail: "the data ends early: no end-of-image marker after the image data".to_string(),
+            detail: "no end-of-image marker after the image data".to_string(),
         });
     }
     let mut limits = Limits::default();
