@@ -4,12 +4,11 @@
 
 use burn::tensor::Device;
 
-use super::generate::PreparedCondition;
 use crate::diffusion::sow::dam::{Dam, DamCondition, DamOptions, DamOptionsError};
 use crate::diffusion::sow::planner::Plan;
 use crate::diffusion::sow::run::CYCLE_BRANCHES;
 use crate::diffusion::sow::RunOptions;
-use crate::imaging::GridMask;
+use crate::imaging::{compose_canvas, ConditionError, PreparedCondition};
 
 /// The options of a run after the plan: P*'s background suggestion replaces the background
 /// prompts unless the user set them (`keep_background` true).
@@ -22,17 +21,6 @@ pub fn planned_options(plan: &Plan, options: &RunOptions, keep_background: bool)
     options
 }
 
-/// The union of the conditions' latent masks on the canvas latent grid (m_full).
-pub fn union_mask(conditions: &[PreparedCondition], canvas: usize) -> GridMask {
-    let latent = canvas / 8;
-    let mut union = GridMask::new(latent, latent);
-    for c in conditions {
-        let (row, col, _) = c.placement.latent();
-        union.place(&c.keep_latent, row, col);
-    }
-    union
-}
-
 /// The attention modulation of a planned run: one [`DamCondition`] per condition, with its
 /// plan's related region (minus every condition) and its box's centre.
 pub fn attention_for(
@@ -41,9 +29,9 @@ pub fn attention_for(
     options: &RunOptions,
     dam: &DamOptions,
     device: &Device,
-) -> Result<Dam, DamOptionsError> {
+) -> Result<Dam, PlannedRunError> {
     let canvas = options.canvas;
-    let m_full = union_mask(conditions, canvas);
+    let m_full = compose_canvas(canvas, conditions)?.keep_latent;
     let prompt_branch = CYCLE_BRANCHES
         .iter()
         .position(|b| *b == "prompt")
@@ -56,11 +44,22 @@ pub fn attention_for(
             DamCondition::new(c.placement, &c.keep_latent, &related, canvas)
         })
         .collect();
-    Dam::new(
+    Ok(Dam::new(
         dam.clone(),
         dam_conditions,
         options.cycles,
         prompt_branch,
         device,
-    )
+    )?)
+}
+
+/// Why a plan could not become attention modulation.
+#[derive(Debug, thiserror::Error)]
+pub enum PlannedRunError {
+    /// The conditions do not fit the canvas.
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+    /// The modulation's strengths are out of range.
+    #[error(transparent)]
+    Options(#[from] DamOptionsError),
 }

@@ -73,7 +73,7 @@ pub async fn run_toy<O: ToyObserver>(
     let mut all = Vec::new();
     while !run.is_done() {
         let progress = run.step();
-        super::pace::settle::<4>(None).await;
+        super::pace::settle(run.latest()).await;
         let mut images = Vec::new();
         if let Some(frame) = progress.frame {
             let read = |e: String| ToyRunError::Readback(e);

@@ -13,13 +13,13 @@ use serde_json::Value;
 use sow_studio::compare::relative_l2;
 use sow_studio::diffusion::ddim::{Ddim, InversionConvention};
 use sow_studio::diffusion::sow::RunOptions;
-use sow_studio::imaging::{GridMask, SquareBox};
+use sow_studio::imaging::{compose_canvas, GridMask, PreparedCondition, SquareBox};
 use sow_studio::model::clip::ClipTextEncoder;
 use sow_studio::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
 use sow_studio::model::unet::UNet;
 use sow_studio::model::vae::Vae;
 use sow_studio::pipeline::generate::{
-    compose_canvas, generate, GenerateJob, PreparedCondition, Unobserved,
+    generate, GenerateJob, Unobserved,
 };
 use sow_studio::pipeline::{Models, SourceInfo};
 use sow_studio::rng::NoiseGenerator;
@@ -592,7 +592,7 @@ pub async fn check_cow(
             .map_err(|e| format!("{name}: options: {e}"))?;
         let conditions = cow_conditions(case);
         let canvas = compose_canvas(options.canvas, &conditions).map_err(|e| e.to_string())?;
-        if canvas != golden_u8(COW_GOLDEN, &format!("{name}/canvas")).1 {
+        if canvas.rgb != golden_u8(COW_GOLDEN, &format!("{name}/canvas")).1 {
             return Err(format!(
                 "{name}: the composed canvas differs from the reference"
             ));

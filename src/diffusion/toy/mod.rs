@@ -207,6 +207,11 @@ impl<'a> ToyRun<'a> {
         self.stage == ToyStage::Done
     }
 
+    /// The latent the last step produced (to wait for on the device).
+    pub fn latest(&self) -> Option<&Tensor<4>> {
+        self.z.as_ref().or(self.states.last())
+    }
+
     /// The options in use.
     pub fn options(&self) -> &ToyOptions {
         &self.options
