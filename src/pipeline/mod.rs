@@ -7,7 +7,7 @@ pub mod conditioning;
 pub mod folder;
 pub mod generate;
 pub mod models;
-mod pace;
+pub mod pace;
 pub mod params;
 pub mod sow;
 pub mod toy;

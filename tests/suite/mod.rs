@@ -684,7 +684,10 @@ pub async fn check_toy(device: &Device, tolerance: Tolerance) -> Result<f64, Str
     let mut worst = 0.0f64;
     let mut frames = 0;
     while !run.is_done() {
-        let Some(frame) = run.step().frame else {
+        let frame = run.step().frame;
+        // As the app's driver does: let the page breathe between steps.
+        sow_studio::pipeline::pace::settle(run.latest()).await;
+        let Some(frame) = frame else {
             continue;
         };
         frames += 1;

@@ -11,7 +11,6 @@ use sow_studio::device::{self, DeviceChoice};
 use sow_studio::diffusion::sow::presets::{InversionChoice, DEFAULT_SEED};
 use sow_studio::diffusion::sow::{JumpMode, RunOptions, Setting};
 use sow_studio::diffusion::sow::dam::DamOptions;
-use sow_studio::diffusion::sow::planner::Plan;
 use sow_studio::imaging::{prepare_condition_files, PreparedCondition, SquareBox};
 use sow_studio::pipeline::folder::ModelFolder;
 use sow_studio::pipeline::generate::{generate, GenerateJob};
@@ -36,9 +35,11 @@ pub struct GenerateArgs {
     pub model: Option<String>,
     /// A visual condition's image (PNG, JPEG or WebP); repeat for several conditions.
     #[arg(long = "condition", value_name = "IMAGE")]
+    #[serde(deserialize_with = "one_or_many")]
     pub condition: Vec<PathBuf>,
     /// The condition's mask (black = keep); repeat once per condition, `-` for none.
     #[arg(long = "mask", value_name = "IMAGE")]
+    #[serde(deserialize_with = "one_or_many")]
     pub mask: Vec<String>,
     /// The condition's square box on the canvas: x,y,side in pixels (multiples of 8); repeat
     /// once per condition. Default: 128,0,256 scaled to the canvas.
@@ -156,29 +157,38 @@ pub struct GenerateArgs {
     pub size: Option<usize>,
 }
 
+/// A job file's field that takes one value or a list, as a repeatable option does.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
 /// Boxes in a job file: `"x,y,side"` strings (as on the command line) or `{"x", "y", "side"}`
 /// objects, one or a list.
 fn boxes_from_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SquareBox>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum One {
+    enum Written {
         Text(String),
         Object(SquareBox),
     }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(One),
-        Many(Vec<One>),
-    }
-    let list = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(one) => vec![one],
-        OneOrMany::Many(many) => many,
-    };
-    list.into_iter()
+    one_or_many(d)?
+        .into_iter()
         .map(|one| match one {
-            One::Text(text) => text.parse().map_err(serde::de::Error::custom),
-            One::Object(b) => Ok(b),
+            Written::Text(text) => text.parse().map_err(serde::de::Error::custom),
+            Written::Object(b) => Ok(b),
         })
         .collect()
 }
