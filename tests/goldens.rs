@@ -26,7 +26,7 @@ fn vulkan() -> Device {
 }
 
 macro_rules! backend_suite {
-    ($backend:ident, $device:expr, $tolerance:expr, $cow_cases:expr) => {
+    ($backend:ident, $device:expr, $tolerance:expr, $cow_cases:expr, $toy_variants:expr) => {
         mod $backend {
             use super::*;
 
@@ -72,7 +72,7 @@ macro_rules! backend_suite {
 
             #[test]
             fn toy_experiment_matches_the_reference() {
-                let err = pollster::block_on(suite::check_toy(&$device, $tolerance))
+                let err = pollster::block_on(suite::check_toy(&$device, $tolerance, $toy_variants))
                     .unwrap_or_else(|e| panic!("{e}"));
                 println!(
                     "{}: toy experiment worst relative L2 error {err:.3e}",
@@ -93,8 +93,8 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL);
-backend_suite!(wgpu_vulkan, vulkan(), suite::GPU, suite::COW_GPU);
+backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL, suite::TOY_ALL);
+backend_suite!(wgpu_vulkan, vulkan(), suite::GPU, suite::COW_GPU, suite::TOY_GPU);
 
 #[test]
 fn sow_without_modulation_equals_cow_and_with_it_differs() {

@@ -10,9 +10,10 @@ use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::Device;
 use wasm_bindgen_test::*;
 
-// In a dedicated worker, as the app runs its engine: compiling a network's kernels is seconds
-// of synchronous work in the page's process, and Chromium drops a page whose main thread is
-// busy for 30 s; in a worker the main thread stays free.
+// In a dedicated worker, as an app should run its engine: compiling a network's kernels is
+// seconds of synchronous work, and Chromium drops a page whose main thread does not answer for
+// 30 s (it did, on a loaded 2-core machine, even for one VAE check); a worker leaves the main
+// thread free.
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 thread_local! {
@@ -79,7 +80,11 @@ fn noise_generator_matches_the_reference_bits() {
     console_log!("webgpu: rng, {count} normals equal to the reference");
 }
 
+// Whole runs are too slow for CI on SwiftShader (the toy's three variants took over 15 minutes
+// on a loaded 2-core machine). Run them with
+// `cargo test --release --target wasm32-unknown-unknown --test web_goldens -- --include-ignored`.
 #[wasm_bindgen_test]
+#[ignore = "minutes on SwiftShader; see the comment above"]
 async fn cow_run_matches_the_reference() {
     // One case: SwiftShader is slow.
     let err = suite::check_cow(&webgpu().await, suite::GPU, &["normal_unguided"])
@@ -89,8 +94,9 @@ async fn cow_run_matches_the_reference() {
 }
 
 #[wasm_bindgen_test]
+#[ignore = "minutes on SwiftShader; see the comment above cow_run_matches_the_reference"]
 async fn toy_experiment_matches_the_reference() {
-    let err = suite::check_toy(&webgpu().await, suite::GPU)
+    let err = suite::check_toy(&webgpu().await, suite::GPU, suite::TOY_GPU)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     console_log!("webgpu: toy experiment worst relative L2 error {err:.3e}");
