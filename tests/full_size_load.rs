@@ -45,14 +45,25 @@ const LAYOUT: &str = include_str!(concat!(
 ));
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-/// Peak resident memory of this process since the last [`reset_peak_rss`], in bytes.
-fn peak_rss() -> u64 {
+/// A memory figure of this process from `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
+}
+
+/// Peak resident memory since the last [`reset_peak_rss`], in bytes.
+fn peak_rss() -> u64 {
+    status_bytes("VmHWM:")
+}
+
+/// Resident memory now, in bytes. (Freed memory is not always given back to the system, so
+/// a phase starts from what earlier phases left resident: its own cost is the peak above it.)
+fn rss() -> u64 {
+    status_bytes("VmRSS:")
 }
 
 /// Resets the kernel's peak-RSS mark (Linux: `5` to `/proc/self/clear_refs`).
@@ -251,9 +262,41 @@ fn full_size_fp16_files_stream_from_loopback_cold_warm_and_pull() {
         ..LoadOptions::default()
     };
 
-    for phase in ["cold", "warm"] {
+    // First, while this process holds no model: a pull into the empty cache, the stream alone
+    // (its host peak above the start is what streaming costs).
+    reset_peak_rss();
+    let resident_before = rss();
+    let started = Instant::now();
+    let report = pollster::block_on(pull(
+        &source,
+        &cache,
+        ConversionPolicy::F32,
+        &device,
+        &mut |_| {},
+    ))
+    .unwrap();
+    let peak = peak_rss();
+    println!(
+        "pull into an empty cache: {:.3} GB transferred (files {:.3} GB), {:.3} GB cached, {:.1} s; \
+         host RSS {:.3} GB before, peak {:.3} GB: {:.3} GB above the start",
+        gb(report.transferred),
+        gb(files_bytes),
+        gb(report.entry_bytes),
+        started.elapsed().as_secs_f64(),
+        gb(resident_before),
+        gb(peak),
+        gb(peak.saturating_sub(resident_before))
+    );
+    assert_eq!(report.transferred, server.sent());
+
+    // Then loads onto the device: warm from the pulled cache, and cold after clearing it.
+    for phase in ["warm", "cold"] {
+        if phase == "cold" {
+            pollster::block_on(cache.clear()).unwrap();
+        }
         server.reset_counts();
         reset_peak_rss();
+        let resident_before = rss();
         let started = Instant::now();
         let mut events = Vec::new();
         let models = pollster::block_on(load_models(&source, &device, &options, &mut |e| {
@@ -268,10 +311,10 @@ fn full_size_fp16_files_stream_from_loopback_cold_warm_and_pull() {
         let report = finished(&events);
         let device_total: u64 = report.device_bytes.values().sum();
         println!(
-            "{phase} load: {:.3} GB over the wire (server sent {:.3} GB; files {:.3} GB), {:.3} GB from the cache, {:.3} GB written to it, {seconds:.1} s",
+            "{phase} load: {:.3} GB over the wire (server sent {:.3} GB), {:.3} GB from the \
+             cache, {:.3} GB written to it, {seconds:.1} s",
             gb(report.transferred),
             gb(server.sent()),
-            gb(files_bytes),
             gb(report.from_cache),
             gb(report.cached),
         );
@@ -282,10 +325,12 @@ fn full_size_fp16_files_stream_from_loopback_cold_warm_and_pull() {
             );
         }
         println!(
-            "  peak host RSS {:.3} GB = device tensors {:.3} GB + {:.3} GB",
+            "  host RSS {:.3} GB before, peak {:.3} GB: {:.3} GB above the start, of which \
+             device tensors {:.3} GB",
+            gb(resident_before),
             gb(peak),
+            gb(peak.saturating_sub(resident_before)),
             gb(device_total),
-            gb(peak.saturating_sub(device_total))
         );
         match phase {
             "cold" => assert_eq!(server.sent(), report.transferred),
@@ -293,27 +338,6 @@ fn full_size_fp16_files_stream_from_loopback_cold_warm_and_pull() {
         }
         drop(models);
     }
-
-    // A pull into an empty cache: the stream alone, no model in memory.
-    pollster::block_on(cache.clear()).unwrap();
-    server.reset_counts();
-    reset_peak_rss();
-    let started = Instant::now();
-    let report = pollster::block_on(pull(
-        &source,
-        &cache,
-        ConversionPolicy::F32,
-        &device,
-        &mut |_| {},
-    ))
-    .unwrap();
-    println!(
-        "pull into an empty cache: {:.3} GB transferred, {:.3} GB cached, {:.1} s, peak host RSS {:.3} GB",
-        gb(report.transferred),
-        gb(report.entry_bytes),
-        started.elapsed().as_secs_f64(),
-        gb(peak_rss())
-    );
     drop(server);
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&cache_dir);
