@@ -126,8 +126,11 @@ fn write_file(path: &Path, tensors: &[(String, Dtype, Vec<usize>)], seed: u64) -
     std::fs::metadata(path).unwrap().len()
 }
 
-/// Every file of the layout: (path, tensors as (name, dtype, shape)).
-fn layout() -> Vec<(String, Vec<(String, Dtype, Vec<usize>)>)> {
+/// One file's tensors as (name, dtype, shape).
+type Tensors = Vec<(String, Dtype, Vec<usize>)>;
+
+/// Every file of the layout: (path, tensors).
+fn layout() -> Vec<(String, Tensors)> {
     let layout: Value = serde_json::from_str(LAYOUT).unwrap();
     layout["files"]
         .as_object()

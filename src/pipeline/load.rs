@@ -174,10 +174,7 @@ pub async fn pull(
     let mut session = Session::open(source, &options, progress).await;
     let texts = session.read_texts(&TEXT_FILES).await?;
     let configs = texts.configs(source)?;
-    let checks: [(
-        Component,
-        &dyn Fn(&mut HeaderCheck) -> Result<(), WeightError>,
-    ); 3] = [
+    let checks: [(Component, &Check); 3] = [
         (Component::TextEncoder, &|s| {
             ClipTextEncoder::load(&configs.text_encoder, s).map(drop)
         }),
@@ -208,6 +205,10 @@ pub async fn pull(
         seconds: report.seconds,
     })
 }
+
+/// A model's builder run against a header ([`HeaderCheck`]): it checks the file against the
+/// model and records the tensors the model takes.
+type Check<'a> = dyn Fn(&mut HeaderCheck) -> Result<(), WeightError> + 'a;
 
 fn key(source: &ModelSource, options: &LoadOptions<'_>) -> EntryKey {
     EntryKey {
@@ -447,7 +448,7 @@ impl<'a, 'c> Session<'a, 'c> {
         &mut self,
         component: Component,
         device: &Device,
-        check: &dyn Fn(&mut HeaderCheck) -> Result<(), WeightError>,
+        check: &Check<'_>,
         build: impl FnOnce(&mut PreparedWeights) -> Result<M, WeightError>,
     ) -> Result<M, LoadError> {
         let mut prepared = self
@@ -489,7 +490,7 @@ impl<'a, 'c> Session<'a, 'c> {
         component: Component,
         device: Option<&Device>,
         probe: &Device,
-        check: &dyn Fn(&mut HeaderCheck) -> Result<(), WeightError>,
+        check: &Check<'_>,
     ) -> Result<Option<PreparedWeights>, LoadError> {
         let result = self.stream_inner(component, device, probe, check).await;
         if let Err(e) = &result {
@@ -508,7 +509,7 @@ impl<'a, 'c> Session<'a, 'c> {
         component: Component,
         device: Option<&Device>,
         probe: &Device,
-        check: &dyn Fn(&mut HeaderCheck) -> Result<(), WeightError>,
+        check: &Check<'_>,
     ) -> Result<Option<PreparedWeights>, LoadError> {
         let mut stream = self.open_stream(component, device, probe, check).await?;
         self.read_cached(&mut stream).await;
@@ -553,7 +554,7 @@ impl<'a, 'c> Session<'a, 'c> {
         component: Component,
         device: Option<&Device>,
         probe: &Device,
-        check: &dyn Fn(&mut HeaderCheck) -> Result<(), WeightError>,
+        check: &Check<'_>,
     ) -> Result<Stream, LoadError> {
         let cached = match &self.cache {
             Some(entry) => entry.header(component).await,
