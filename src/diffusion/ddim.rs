@@ -293,7 +293,8 @@ fn alphas_cumprod(config: &SchedulerConfig) -> Vec<f32> {
 }
 
 /// `torch.linspace` in f32: step = (end − start)/(n − 1); the first half counts up from `start`,
-/// the second half down from `end`, so both ends are exact.
+/// the second half down from `end` (so both ends are exact), each value one fused multiply-add
+/// (PyTorch's vectorized kernel rounds once; `libm::fmaf` does the same on every target).
 fn linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
     if n == 1 {
         return vec![start];
@@ -303,9 +304,9 @@ fn linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| {
             if i < halfway {
-                start + step * i as f32
+                libm::fmaf(step, i as f32, start)
             } else {
-                end - step * (n - 1 - i) as f32
+                libm::fmaf(-step, (n - 1 - i) as f32, end)
             }
         })
         .collect()

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use crate::model::clip::ClipTextEncoder;
-use crate::model::config::{ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+use crate::model::config::{
+    ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig,
+};
 use crate::model::unet::UNet;
 use crate::model::vae::Vae;
 use crate::tokenizer::ClipTokenizer;

@@ -9,9 +9,12 @@ pub mod folder;
 pub mod generate;
 pub mod load;
 pub mod models;
+mod pace;
 pub mod params;
 pub mod progress;
 pub mod source;
+pub mod sow;
+pub mod toy;
 
 pub use error::LoadError;
 pub use load::{load_models, load_text_encoder, pull, LoadOptions, PullReport};
