@@ -6,10 +6,11 @@
 use leptos::prelude::*;
 
 use crate::pipeline::conditioning::{EncodedPrompts, TextConditioner};
+use crate::pipeline::source::UrlSource;
+use crate::pipeline::{load_text_encoder, LoadOptions, ModelSource};
 use crate::tokenizer::PAD_ID;
 
 use super::device::webgpu_device;
-use super::fetch::{fetch_bytes, fetch_text};
 use super::{now_ms, yield_to_browser};
 
 /// Where the dev server serves the tiny model (Trunk's `copy-dir` of `tests/fixtures/tiny-sd2`).
@@ -59,7 +60,6 @@ impl RunState {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Timings {
     device: f64,
-    fetch: f64,
     load: f64,
     encode: f64,
     total: f64,
@@ -126,30 +126,16 @@ async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<Encod
     let device = webgpu_device().await?;
     timings.device = now_ms() - t;
 
-    phase("fetching model files");
-    let t = now_ms();
-    let url = |path: &str| format!("{MODEL_BASE}/{path}");
-    let weights_url = url("text_encoder/model.fp16.safetensors");
-    let vocab = fetch_text(&url("tokenizer/vocab.json"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let merges = fetch_text(&url("tokenizer/merges.txt"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let config = fetch_text(&url("text_encoder/config.json"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let weights = fetch_bytes(&weights_url).await.map_err(|e| e.to_string())?;
-    timings.fetch = now_ms() - t;
-
-    // Building the model is synchronous: let the status paint first.
+    // Tokenizer and configs, then the weights streamed tensor by tensor onto the device.
     phase("loading the text encoder");
     yield_to_browser().await;
     let t = now_ms();
-    let conditioner =
-        TextConditioner::from_bytes(&vocab, &merges, &config, &weights, &weights_url, &device)
+    let source = ModelSource::Url(UrlSource::new(MODEL_BASE));
+    let (tokenizer, encoder) =
+        load_text_encoder(&source, &device, &LoadOptions::default(), &mut |_| {})
+            .await
             .map_err(|e| format!("loading the text encoder failed: {e}"))?;
-    drop(weights);
+    let conditioner = TextConditioner::new(tokenizer, encoder, &device);
     timings.load = now_ms() - t;
 
     phase("encoding");
@@ -271,8 +257,8 @@ fn EncoderResult(report: EncoderReport) -> impl IntoView {
         .join("  ");
     let t = &report.timings;
     let time_text = format!(
-        "{:.0} ms  (WebGPU {:.0}, fetch {:.0}, load {:.0}, encode {:.0})",
-        t.total, t.device, t.fetch, t.load, t.encode
+        "{:.0} ms  (WebGPU {:.0}, stream and load {:.0}, encode {:.0})",
+        t.total, t.device, t.load, t.encode
     );
     view! {
         <dl class="facts result">

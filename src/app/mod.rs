@@ -3,12 +3,11 @@
 //! fetches files, calls the engine, and shows what comes back.
 //!
 //! Layout: [`webgpu`] probes `navigator.gpu` and shows the adapter; [`encoder`] runs the text
-//! encoder check on the tiny fixture model; [`fetch`] and [`device`] are the small async helpers
-//! they share.
+//! encoder check on the tiny fixture model; [`device`] is the small async helper they share.
+//! Model files are fetched by the engine (`crate::pipeline::load_text_encoder`), streamed.
 
 mod device;
 mod encoder;
-mod fetch;
 mod webgpu;
 
 use leptos::prelude::*;

@@ -2,3 +2,4 @@
 //! gloo-net): JSON calls for the planner, streamed and ranged downloads for the weights.
 
 pub mod http;
+pub mod stream;

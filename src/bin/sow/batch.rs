@@ -22,9 +22,13 @@ pub struct BatchArgs {
     /// Run only the jobs of shard i of n (job number mod n = i), e.g. `--shard 0/4`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
-    /// The model for every job (a job's own `model` is used otherwise).
+    /// The model for every job, a folder or a URL (a job's own `model` is used otherwise).
     #[arg(long)]
     model: Option<String>,
+    /// The cache folder for downloaded models. Default: $XDG_CACHE_HOME/sow-studio, else
+    /// ~/.cache/sow-studio.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// Where to run: auto, cpu, gpu or vulkan.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
@@ -108,7 +112,10 @@ pub fn run(args: &BatchArgs) -> Result<(), String> {
         let result = resolve(&job.args, args.model.as_deref(), &base).and_then(|resolved| {
             if loaded.as_ref().is_none_or(|(name, _)| *name != resolved.model) {
                 loaded = None; // free the previous model first
-                loaded = Some((resolved.model.clone(), load_models(&resolved.model, args.device)?));
+                loaded = Some((
+                    resolved.model.clone(),
+                    load_models(&resolved.model, args.device, args.cache_dir.as_deref())?,
+                ));
             }
             let models = &loaded.as_ref().expect("loaded above").1;
             eprintln!("{prefix}: {}", resolved.job.prompt);

@@ -12,15 +12,16 @@ use sow_studio::diffusion::sow::presets::{InversionChoice, DEFAULT_SEED};
 use sow_studio::diffusion::sow::{JumpMode, RunOptions, Setting};
 use sow_studio::diffusion::sow::dam::DamOptions;
 use sow_studio::imaging::{prepare_condition_files, PreparedCondition, SquareBox};
-use sow_studio::pipeline::folder::ModelFolder;
 use sow_studio::pipeline::generate::{generate, GenerateJob};
+use sow_studio::pipeline::load::LoadOptions;
 use sow_studio::pipeline::params::{sha256_hex, ConditionRecord, ImageParameters, Method};
 use sow_studio::pipeline::sow::{attention_for, planned_options};
-use sow_studio::pipeline::Models;
+use sow_studio::pipeline::{license_notice, ModelSource, Models, DEFAULT_MODEL_URL};
 use sow_studio::weights::safetensors::{decode_f32, serialize_f32, SafetensorsHeader};
 
 use crate::plan::{check_fits, make_plan, read_plan, GeminiChoice, PlannerChoice};
-use crate::progress::ProgressBarObserver;
+use crate::progress::{bytes, LoadBars, ProgressBarObserver};
+use crate::pull::open_cache;
 
 /// The options of `sow generate` (and, as JSON fields, of one `sow batch` job).
 #[derive(clap::Args, Debug, Default, Deserialize)]
@@ -30,9 +31,14 @@ pub struct GenerateArgs {
     #[arg(skip)]
     pub id: Option<String>,
     /// The model: a folder in the diffusers layout (e.g. a local copy of
-    /// stable-diffusion-2-1-base).
+    /// stable-diffusion-2-1-base) or a base URL in that layout (downloaded once into the cache).
     #[arg(long)]
     pub model: Option<String>,
+    /// The cache folder for downloaded models. Default: $XDG_CACHE_HOME/sow-studio, else
+    /// ~/.cache/sow-studio.
+    #[arg(long)]
+    #[serde(skip)]
+    pub cache_dir: Option<PathBuf>,
     /// A visual condition's image (PNG, JPEG or WebP); repeat for several conditions.
     #[arg(long = "condition", value_name = "IMAGE")]
     #[serde(deserialize_with = "one_or_many")]
@@ -220,7 +226,7 @@ fn parse_jump(s: &str) -> Result<JumpMode, String> {
 
 /// A request with every default filled in, ready to run.
 pub struct Resolved {
-    /// The model folder.
+    /// The model: a folder or a URL.
     pub model: String,
     /// The run.
     pub job: GenerateJob,
@@ -284,7 +290,12 @@ pub fn resolve(
         .map(str::to_string)
         .or(args.model.clone())
         .or(earlier.as_ref().map(|p| p.model.label.clone()))
-        .ok_or("a model is needed: --model <folder>")?;
+        .ok_or_else(|| {
+            format!(
+                "a model is needed: --model <folder or URL>, e.g. --model {DEFAULT_MODEL_URL} \
+                 (Stable Diffusion 2.1-base from a public mirror)"
+            )
+        })?;
 
     if args.condition.is_empty() {
         return Err("a visual condition is needed: --condition <image>".into());
@@ -398,7 +409,8 @@ pub fn resolve(
     let mut params = ImageParameters::new(
         sow_studio::pipeline::SourceInfo {
             label: model.clone(),
-            revision: None,
+            // A URL's pinned commit; folders name none.
+            revision: ModelSource::parse(&model).ok().and_then(|s| s.revision()),
         },
         method,
         &prompt,
@@ -532,18 +544,57 @@ fn is_noise_index_below(name: &str, count: usize) -> bool {
         .is_some_and(|i| i < count)
 }
 
-/// Loads the model once on the chosen device, saying which it is.
-pub fn load_models(model: &str, choice: DeviceChoice) -> Result<Models, String> {
+/// Loads the model once on the chosen device, saying which it is, with a progress bar. `model`
+/// is a folder or a URL ([`ModelSource::parse`]); a URL's weights go through the cache at
+/// `cache_dir` (else the user's cache folder), so only the first load downloads them.
+pub fn load_models(
+    model: &str,
+    choice: DeviceChoice,
+    cache_dir: Option<&Path>,
+) -> Result<Models, String> {
+    let source = ModelSource::parse(model).map_err(|e| e.to_string())?;
     let (device, description) = device::open(choice)?;
     eprintln!("device: {description}");
+    let cache = if source.is_remote() {
+        eprintln!("{}", license_notice());
+        let cache = open_cache(cache_dir);
+        if cache.is_none() {
+            eprintln!(
+                "no cache folder (neither XDG_CACHE_HOME nor HOME is set): loading without the \
+                 cache; pass --cache-dir <folder> to keep the download"
+            );
+        }
+        cache
+    } else {
+        None
+    };
+    let options = LoadOptions {
+        cache: cache.as_ref(),
+        ..LoadOptions::default()
+    };
     let started = Instant::now();
-    let models = ModelFolder::open(model)
-        .and_then(|folder| folder.load_models(&device))
-        .map_err(|e| e.to_string())?;
-    eprintln!(
-        "loaded {model} in {:.1} s",
+    let mut bars = LoadBars::new();
+    let loaded = pollster::block_on(sow_studio::pipeline::load_models(
+        &source,
+        &device,
+        &options,
+        &mut |event| bars.event(event),
+    ));
+    let report = bars.finish();
+    let models = loaded.map_err(|e| e.to_string())?;
+    let mut summary = format!(
+        "loaded {} in {:.1} s",
+        source.label(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(report) = report.filter(|_| source.is_remote()) {
+        summary.push_str(&format!(
+            " ({} transferred, {} from the cache)",
+            bytes(report.transferred),
+            bytes(report.from_cache)
+        ));
+    }
+    eprintln!("{summary}");
     Ok(models)
 }
 
@@ -624,7 +675,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 pub fn run(args: &GenerateArgs) -> Result<(), String> {
     let out = args.out.as_ref().ok_or("--out <png> is needed")?;
     let resolved = resolve(args, None, Path::new(""))?;
-    let models = load_models(&resolved.model, args.device.unwrap_or(DeviceChoice::Auto))?;
+    let models = load_models(
+        &resolved.model,
+        args.device.unwrap_or(DeviceChoice::Auto),
+        args.cache_dir.as_deref(),
+    )?;
     execute(
         &models,
         &resolved,

@@ -15,6 +15,8 @@ mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 mod progress;
 #[cfg(not(target_arch = "wasm32"))]
+mod pull;
+#[cfg(not(target_arch = "wasm32"))]
 mod toy;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -25,6 +27,7 @@ fn main() {
         Command::Generate(args) => generate::run(args),
         Command::Batch(args) => batch::run(args),
         Command::Toy(args) => toy::run(args),
+        Command::Pull(args) => pull::run(args),
         Command::CheckLimits(args) => checks::check_limits(args),
         Command::BenchUnet(args) => checks::bench_unet(args),
     };
@@ -52,6 +55,8 @@ enum Command {
     Batch(batch::BatchArgs),
     /// The "diffusion in diffusion" experiment: grids, a CSV and a plot of how two halves blend.
     Toy(toy::ToyArgs),
+    /// Fetch a model into the cache (checked, converted, resumable) without running anything.
+    Pull(pull::PullArgs),
     /// One full-size UNet evaluation and one 512 px VAE decode on Vulkan with WebGPU's default
     /// limits (random weights).
     CheckLimits(checks::CheckLimitsArgs),

@@ -18,9 +18,13 @@ use crate::generate::{load_models, write_atomically};
 /// The options of `sow toy`.
 #[derive(clap::Args, Debug)]
 pub struct ToyArgs {
-    /// The model folder (diffusers layout).
+    /// The model: a folder or a base URL in the diffusers layout.
     #[arg(long)]
     model: String,
+    /// The cache folder for downloaded models. Default: $XDG_CACHE_HOME/sow-studio, else
+    /// ~/.cache/sow-studio.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// The folder for the grids (`<variant>.png`), `toy.csv` and `toy.svg`.
     #[arg(long)]
     out: PathBuf,
@@ -85,7 +89,7 @@ pub fn run(args: &ToyArgs) -> Result<(), String> {
     if args.cell == 0 || args.cell > args.size {
         return Err(format!("--cell must be between 1 and the image side {}", args.size));
     }
-    let models = load_models(&args.model, args.device)?;
+    let models = load_models(&args.model, args.device, args.cache_dir.as_deref())?;
     let mut printer = Printer {
         started: Instant::now(),
     };
