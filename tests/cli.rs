@@ -380,3 +380,41 @@ fn gemini_plans_over_http_and_its_failures_fall_back_without_showing_the_key() {
     let params = from_png(&std::fs::read(dir.join("b.png")).unwrap()).unwrap();
     assert!(matches!(params.plan.unwrap().source, PlanSource::Fallback { .. }));
 }
+
+#[test]
+fn the_toy_experiment_writes_its_grids_table_and_plot() {
+    let dir = scratch("toy");
+    let out = dir.join("toy");
+    let model = model();
+    let run = sow(&[
+        "toy",
+        "--model",
+        &model,
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--variant",
+        "merge,increase",
+        "--layout",
+        "white-top,gray-left",
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&run);
+    // One row per variant, layout and merge state 0..=2.
+    let csv = std::fs::read_to_string(out.join("toy.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2 * 3, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("merge,") || l.starts_with("increase,")));
+    let svg = std::fs::read_to_string(out.join("toy.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for variant in ["merge", "increase"] {
+        let png = std::fs::read(out.join(format!("{variant}.png"))).unwrap();
+        let image = sow_studio::imaging::decode_image(&png, variant).unwrap();
+        // Rows: merge states; columns: layouts; 64 px cells.
+        assert_eq!((image.rgb.width(), image.rgb.height()), (2 * 64, 3 * 64));
+    }
+    assert!(!out.join("decrease.png").exists());
+}

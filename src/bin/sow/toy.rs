@@ -43,9 +43,10 @@ pub struct ToyArgs {
     /// The attention variants' strength w.
     #[arg(long, default_value_t = 1.0)]
     strength: f64,
-    /// Side of each cell in the grid images, in pixels.
-    #[arg(long, default_value_t = 128)]
-    cell: usize,
+    /// Side of each cell in the grid images, in pixels (default: 128, or the image side if
+    /// smaller).
+    #[arg(long)]
+    cell: Option<usize>,
     /// Where to run: auto, cpu, gpu or vulkan.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
@@ -86,7 +87,8 @@ pub fn run(args: &ToyArgs) -> Result<(), String> {
             args.variants.clone()
         },
     };
-    if args.cell == 0 || args.cell > args.size {
+    let cell = args.cell.unwrap_or(args.size.min(128));
+    if cell == 0 || cell > args.size {
         return Err(format!("--cell must be between 1 and the image side {}", args.size));
     }
     let models = load_models(&args.model, args.device, args.cache_dir.as_deref())?;
@@ -99,7 +101,7 @@ pub fn run(args: &ToyArgs) -> Result<(), String> {
     write_atomically(&args.out.join("toy.csv"), to_csv(&rows).as_bytes())?;
     write_atomically(&args.out.join("toy.svg"), to_svg(&rows, options.steps).as_bytes())?;
     for variant in &options.variants {
-        let (rgb, width, height) = grid(&images, *variant, &options, args.cell);
+        let (rgb, width, height) = grid(&images, *variant, &options, cell);
         let png = sow_studio::imaging::png::encode_rgb_png(&rgb, width, height)
             .map_err(|e| e.to_string())?;
         write_atomically(&args.out.join(format!("{}.png", variant.name())), &png)?;
