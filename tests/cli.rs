@@ -54,7 +54,14 @@ fn sow_command(args: &[&str]) -> Command {
 
 /// The fast run used throughout: 128 px canvas, one cycle.
 const FAST: [&str; 8] = [
-    "--size", "128", "--cycles", "1", "--device", "cpu", "--setting", "normal",
+    "--size",
+    "128",
+    "--cycles",
+    "1",
+    "--device",
+    "cpu",
+    "--setting",
+    "normal",
 ];
 
 fn generate(dir: &Path, extra: &[&str], out: &str) -> Output {
@@ -96,14 +103,21 @@ fn assert_ok(output: &Output) {
 fn assert_fails_with(output: &Output, needle: &str) {
     let text = stderr(output);
     assert!(!output.status.success(), "expected a failure, got:\n{text}");
-    assert!(!text.contains("panicked"), "a panic instead of a message:\n{text}");
+    assert!(
+        !text.contains("panicked"),
+        "a panic instead of a message:\n{text}"
+    );
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
 }
 
 #[test]
 fn cow_images_carry_their_parameters_and_reproduce_from_them() {
     let dir = scratch("cow");
-    let made = generate(&dir, &["--method", "cow", "--box", "32,0,64", "--seed", "7"], "a.png");
+    let made = generate(
+        &dir,
+        &["--method", "cow", "--box", "32,0,64", "--seed", "7"],
+        "a.png",
+    );
     assert_ok(&made);
     assert!(stderr(&made).contains("device: "), "the device is named");
     let png = std::fs::read(dir.join("a.png")).unwrap();
@@ -161,8 +175,23 @@ fn cow_images_carry_their_parameters_and_reproduce_from_them() {
 fn sow_plans_offline_without_a_key_and_a_saved_plan_replays() {
     let dir = scratch("sow");
     let plan = dir.join("plan.json");
-    let made = generate(&dir, &["--save-plan", plan.to_str().unwrap()], "a.png");
+    let latents = dir.join("a.safetensors");
+    let made = generate(
+        &dir,
+        &[
+            "--save-plan",
+            plan.to_str().unwrap(),
+            "--save-latents",
+            latents.to_str().unwrap(),
+        ],
+        "a.png",
+    );
     assert_ok(&made);
+    // The plan is also saved beside the latents.
+    assert_eq!(
+        std::fs::read(dir.join("a.plan.json")).unwrap(),
+        std::fs::read(&plan).unwrap()
+    );
     assert!(stderr(&made).contains("offline plan"));
     let png = std::fs::read(dir.join("a.png")).unwrap();
     let params = from_png(&png).unwrap();
@@ -179,7 +208,12 @@ fn sow_plans_offline_without_a_key_and_a_saved_plan_replays() {
     // Without modulation the run is COW's at the plan's box: the modulation changes the image.
     let cow = generate(
         &dir,
-        &["--method", "cow", "--box", &recorded.conditions[0].square.to_string()],
+        &[
+            "--method",
+            "cow",
+            "--box",
+            &recorded.conditions[0].square.to_string(),
+        ],
         "c.png",
     );
     assert_ok(&cow);
@@ -267,7 +301,16 @@ fn every_bad_input_gets_one_clear_message() {
         "multiple",
     );
     assert_fails_with(
-        &base(&["--condition", c, "--prompt", "x", "--mask", "-", "--mask", "-"]),
+        &base(&[
+            "--condition",
+            c,
+            "--prompt",
+            "x",
+            "--mask",
+            "-",
+            "--mask",
+            "-",
+        ]),
         "1 condition(s) but 2 --mask",
     );
     let corrupt = dir.join("corrupt.png");
@@ -279,13 +322,33 @@ fn every_bad_input_gets_one_clear_message() {
         "corrupt.png",
     );
     assert_fails_with(
-        &base(&["--condition", c, "--prompt", "x", "--start-state", "3", "--end-state", "5"]),
+        &base(&[
+            "--condition",
+            c,
+            "--prompt",
+            "x",
+            "--start-state",
+            "3",
+            "--end-state",
+            "5",
+        ]),
         "must be below the start state",
     );
     let noise = dir.join("noise.safetensors");
-    std::fs::write(&noise, serialize_f32(&[("foo", &[1, 4, 16, 16], &[0.0; 1024])])).unwrap();
+    std::fs::write(
+        &noise,
+        serialize_f32(&[("foo", &[1, 4, 16, 16], &[0.0; 1024])]),
+    )
+    .unwrap();
     assert_fails_with(
-        &base(&["--condition", c, "--prompt", "x", "--noise", noise.to_str().unwrap()]),
+        &base(&[
+            "--condition",
+            c,
+            "--prompt",
+            "x",
+            "--noise",
+            noise.to_str().unwrap(),
+        ]),
         "\"foo\" is not one of noise.0",
     );
     std::fs::write(
@@ -294,11 +357,24 @@ fn every_bad_input_gets_one_clear_message() {
     )
     .unwrap();
     assert_fails_with(
-        &base(&["--condition", c, "--prompt", "x", "--noise", noise.to_str().unwrap()]),
+        &base(&[
+            "--condition",
+            c,
+            "--prompt",
+            "x",
+            "--noise",
+            noise.to_str().unwrap(),
+        ]),
         "noise",
     );
     assert_fails_with(
-        &sow(&["generate", "--params-from", cond.to_str().unwrap(), "--out", "x.png"]),
+        &sow(&[
+            "generate",
+            "--params-from",
+            cond.to_str().unwrap(),
+            "--out",
+            "x.png",
+        ]),
         "carries no SOW Studio parameters",
     );
     assert_fails_with(
@@ -306,7 +382,15 @@ fn every_bad_input_gets_one_clear_message() {
         "--planner gemini needs a key in GEMINI_API_KEY",
     );
     assert_fails_with(
-        &sow(&["generate", "--condition", c, "--prompt", "x", "--method", "sew"]),
+        &sow(&[
+            "generate",
+            "--condition",
+            c,
+            "--prompt",
+            "x",
+            "--method",
+            "sew",
+        ]),
         "use sow or cow",
     );
     assert!(!out.exists(), "no output file after a failure");
@@ -342,7 +426,12 @@ fn gemini_answer(request: &loopback::Request) -> loopback::Reply {
 
 /// `sow generate` (SOW) with a key, against a Gemini at `endpoint`.
 fn generate_with_gemini(dir: &Path, endpoint: &str, out: &str) -> Output {
-    let extra = ["--gemini-endpoint", endpoint, "--gemini-model", "gemini-stub"];
+    let extra = [
+        "--gemini-endpoint",
+        endpoint,
+        "--gemini-model",
+        "gemini-stub",
+    ];
     generate_command(dir, "a knight", &extra, out)
         .env("GEMINI_API_KEY", "test-key-0123456789")
         .output()
@@ -362,9 +451,16 @@ fn gemini_plans_over_http_and_its_failures_fall_back_without_showing_the_key() {
         .all(|r| r.header("x-goog-api-key") == Some("test-key-0123456789")));
     let params = from_png(&std::fs::read(dir.join("a.png")).unwrap()).unwrap();
     let plan = params.plan.unwrap();
-    assert!(matches!(plan.source, PlanSource::Gemini { .. }), "{:?}", plan.source);
+    assert!(
+        matches!(plan.source, PlanSource::Gemini { .. }),
+        "{:?}",
+        plan.source
+    );
     assert_eq!(plan.prompt, "a knight with a red shield in a misty forest");
-    assert_eq!(params.prompt, "a knight", "the user's prompt is kept beside P*");
+    assert_eq!(
+        params.prompt, "a knight",
+        "the user's prompt is kept beside P*"
+    );
 
     let failing = loopback::Loopback::start(|_| {
         loopback::Reply::Respond(loopback::Response::new(
@@ -375,10 +471,19 @@ fn gemini_plans_over_http_and_its_failures_fall_back_without_showing_the_key() {
     let fallback = generate_with_gemini(&dir, &failing.url(), "b.png");
     assert_ok(&fallback);
     let text = stderr(&fallback);
-    assert!(text.contains("failed, so the offline plan is used"), "{text}");
-    assert!(!text.contains("test-key-0123456789"), "the key leaked:\n{text}");
+    assert!(
+        text.contains("failed, so the offline plan is used"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("test-key-0123456789"),
+        "the key leaked:\n{text}"
+    );
     let params = from_png(&std::fs::read(dir.join("b.png")).unwrap()).unwrap();
-    assert!(matches!(params.plan.unwrap().source, PlanSource::Fallback { .. }));
+    assert!(matches!(
+        params.plan.unwrap().source,
+        PlanSource::Fallback { .. }
+    ));
 }
 
 #[test]
@@ -407,7 +512,10 @@ fn the_toy_experiment_writes_its_grids_table_and_plot() {
     // One row per variant, layout and merge state 0..=2.
     let csv = std::fs::read_to_string(out.join("toy.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * 2 * 3, "{csv}");
-    assert!(csv.lines().skip(1).all(|l| l.starts_with("merge,") || l.starts_with("increase,")));
+    assert!(csv
+        .lines()
+        .skip(1)
+        .all(|l| l.starts_with("merge,") || l.starts_with("increase,")));
     let svg = std::fs::read_to_string(out.join("toy.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     for variant in ["merge", "increase"] {

@@ -94,7 +94,13 @@ macro_rules! backend_suite {
 }
 
 backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL, suite::TOY_ALL);
-backend_suite!(wgpu_vulkan, vulkan(), suite::GPU, suite::COW_GPU, suite::TOY_GPU);
+backend_suite!(
+    wgpu_vulkan,
+    vulkan(),
+    suite::GPU,
+    suite::COW_GPU,
+    suite::TOY_GPU
+);
 
 #[test]
 fn sow_without_modulation_equals_cow_and_with_it_differs() {

@@ -18,9 +18,7 @@ use sow_studio::model::clip::ClipTextEncoder;
 use sow_studio::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
 use sow_studio::model::unet::UNet;
 use sow_studio::model::vae::Vae;
-use sow_studio::pipeline::generate::{
-    generate, GenerateJob, Unobserved,
-};
+use sow_studio::pipeline::generate::{generate, GenerateJob, Unobserved};
 use sow_studio::pipeline::{Models, SourceInfo};
 use sow_studio::rng::NoiseGenerator;
 use sow_studio::tokenizer::ClipTokenizer;
@@ -707,7 +705,11 @@ pub async fn check_toy(
             continue;
         };
         frames += 1;
-        let label = format!("toy {} merged at {}", frame.variant.name(), frame.merge_state);
+        let label = format!(
+            "toy {} merged at {}",
+            frame.variant.name(),
+            frame.merge_state
+        );
         let (_, expected) = golden(
             TOY_GOLDEN,
             &format!("{}/{}", frame.variant.name(), frame.merge_state),
@@ -721,9 +723,7 @@ pub async fn check_toy(
             .as_array()
             .unwrap()
             .iter()
-            .find(|f| {
-                f["variant"] == frame.variant.name() && f["merge_state"] == frame.merge_state
-            })
+            .find(|f| f["variant"] == frame.variant.name() && f["merge_state"] == frame.merge_state)
             .unwrap();
         for (key, tensor) in [
             ("halves_difference", frame.halves_difference),
@@ -733,7 +733,9 @@ pub async fn check_toy(
             let theirs: Vec<f32> = serde_json::from_value(golden_frame[key].clone()).unwrap();
             for (a, b) in ours.iter().zip(&theirs) {
                 if (a - b).abs() > tolerance.toy_measure {
-                    return Err(format!("{label}: {key} {ours:?}, the reference says {theirs:?}"));
+                    return Err(format!(
+                        "{label}: {key} {ours:?}, the reference says {theirs:?}"
+                    ));
                 }
             }
         }
@@ -807,7 +809,9 @@ pub async fn check_sow(device: &Device) -> Result<f64, String> {
     }
     let change = relative_l2(values, &cow.latents[0].values);
     if change < 1e-4 {
-        return Err(format!("the modulation changed the final latent by only {change:e}"));
+        return Err(format!(
+            "the modulation changed the final latent by only {change:e}"
+        ));
     }
     Ok(change)
 }

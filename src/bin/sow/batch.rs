@@ -69,13 +69,11 @@ fn read_jobs(path: &Path) -> Result<Vec<Job>, String> {
         let number = jobs.len();
         let name = match &args.id {
             Some(id) if is_safe_name(id) => id.clone(),
-            Some(id) => {
-                return Err(format!(
-                    "{} line {}: id {id:?} must be a plain file name (letters, digits, '-', '_', '.')",
-                    path.display(),
-                    i + 1
-                ))
-            }
+            Some(id) => return Err(format!(
+                "{} line {}: id {id:?} must be a plain file name (letters, digits, '-', '_', '.')",
+                path.display(),
+                i + 1
+            )),
             None => format!("{number:05}"),
         };
         jobs.push(Job { number, name, args });
@@ -110,7 +108,10 @@ pub fn run(args: &BatchArgs) -> Result<(), String> {
             continue;
         }
         let result = resolve(&job.args, args.model.as_deref(), &base).and_then(|resolved| {
-            if loaded.as_ref().is_none_or(|(name, _)| *name != resolved.model) {
+            if loaded
+                .as_ref()
+                .is_none_or(|(name, _)| *name != resolved.model)
+            {
                 loaded = None; // free the previous model first
                 loaded = Some((
                     resolved.model.clone(),

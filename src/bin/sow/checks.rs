@@ -65,10 +65,8 @@ fn random_unet(device: &Device) -> Result<UNet, String> {
 
 /// One UNet evaluation; returns seconds.
 fn unet_step(unet: &UNet, device: &Device, batch: usize) -> Result<f64, String> {
-    let sample =
-        Tensor::<4>::random([batch, 4, 64, 64], Distribution::Normal(0.0, 1.0), device);
-    let context =
-        Tensor::<3>::random([batch, 77, 1024], Distribution::Normal(0.0, 1.0), device);
+    let sample = Tensor::<4>::random([batch, 4, 64, 64], Distribution::Normal(0.0, 1.0), device);
+    let context = Tensor::<3>::random([batch, 77, 1024], Distribution::Normal(0.0, 1.0), device);
     device.sync().map_err(|e| format!("{e:?}"))?;
     let started = Instant::now();
     let out = unet.forward(sample, 501.0, context);

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use sow_studio::device::{self, DeviceChoice};
+use sow_studio::diffusion::sow::dam::DamOptions;
 use sow_studio::diffusion::sow::presets::{InversionChoice, DEFAULT_SEED};
 use sow_studio::diffusion::sow::{JumpMode, RunOptions, Setting};
-use sow_studio::diffusion::sow::dam::DamOptions;
 use sow_studio::imaging::{prepare_condition_files, PreparedCondition, SquareBox};
 use sow_studio::pipeline::generate::{generate, GenerateJob};
 use sow_studio::pipeline::load::LoadOptions;
@@ -69,7 +69,8 @@ pub struct GenerateArgs {
     /// docs/method.md §2.10a) instead of the seed.
     #[arg(long)]
     pub noise: Option<PathBuf>,
-    /// Also write the final latent and the per-stage states to this safetensors file.
+    /// Also write the final latent and the per-stage states to this safetensors file (and, for
+    /// SOW, the plan beside it as `<name>.plan.json`).
     #[arg(long)]
     pub save_latents: Option<PathBuf>,
     /// Start from the parameters embedded in an earlier image.
@@ -310,7 +311,11 @@ pub fn resolve(
     let given_boxes = match args.boxes.len() {
         0 => None,
         n if n == count => Some(args.boxes.clone()),
-        n => return Err(format!("{count} condition(s) but {n} --box: give one per condition")),
+        n => {
+            return Err(format!(
+                "{count} condition(s) but {n} --box: give one per condition"
+            ))
+        }
     };
     let mut files = Vec::with_capacity(count);
     for (i, image) in args.condition.iter().enumerate() {
@@ -389,7 +394,10 @@ pub fn resolve(
         placement
             .validate(options.canvas)
             .map_err(|e| format!("condition {}: {e}", i + 1))?;
-        conditions.push(file.prepare(placement).map_err(|e| format!("condition {}: {e}", i + 1))?);
+        conditions.push(
+            file.prepare(placement)
+                .map_err(|e| format!("condition {}: {e}", i + 1))?,
+        );
         records.push(file.record(placement));
     }
     let attention = match &plan {
@@ -509,8 +517,7 @@ fn default_box(canvas: usize) -> SquareBox {
 /// The PNG's parameters.
 pub fn read_parameters(path: &Path) -> Result<ImageParameters, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    sow_studio::pipeline::params::from_png(&bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    sow_studio::pipeline::params::from_png(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `noise.0`, `noise.1`, … of a safetensors file, in order; every tensor must be one of them
@@ -607,9 +614,12 @@ pub fn execute(
     save_plan: Option<&Path>,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let mut observer = ProgressBarObserver::new(resolved.job.options.unet_evaluations(
-        resolved.job.conditions.len(),
-    ));
+    let mut observer = ProgressBarObserver::new(
+        resolved
+            .job
+            .options
+            .unet_evaluations(resolved.job.conditions.len()),
+    );
     let attention = match (&resolved.params.plan, &resolved.params.attention) {
         (Some(plan), Some(dam)) => Some(
             attention_for(
@@ -630,15 +640,17 @@ pub fn execute(
         .map_err(|e| e.to_string());
     observer.finish();
     let generated = generated?;
-    let png = sow_studio::pipeline::params::to_png(
-        &generated.rgb,
-        generated.size,
-        &resolved.params,
-    )
-    .map_err(|e| e.to_string())?;
+    let png =
+        sow_studio::pipeline::params::to_png(&generated.rgb, generated.size, &resolved.params)
+            .map_err(|e| e.to_string())?;
     write_atomically(out, &png)?;
-    if let (Some(path), Some(plan)) = (save_plan, &resolved.params.plan) {
-        write_atomically(path, plan.to_json().as_bytes())?;
+    if let Some(plan) = &resolved.params.plan {
+        // The plan goes where it was asked for, and beside saved latents (`x.plan.json`), so a
+        // run's states and the plan that shaped them stay together.
+        let beside = save_latents.map(|path| path.with_extension("plan.json"));
+        for path in save_plan.into_iter().chain(beside.as_deref()) {
+            write_atomically(path, plan.to_json().as_bytes())?;
+        }
     }
     if let Some(path) = save_latents {
         let tensors: Vec<(&str, &[usize], &[f32])> = generated

@@ -5,11 +5,11 @@
 fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
+mod batch;
+#[cfg(not(target_arch = "wasm32"))]
 mod checks;
 #[cfg(not(target_arch = "wasm32"))]
 mod generate;
-#[cfg(not(target_arch = "wasm32"))]
-mod batch;
 #[cfg(not(target_arch = "wasm32"))]
 mod plan;
 #[cfg(not(target_arch = "wasm32"))]

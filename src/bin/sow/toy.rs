@@ -89,17 +89,23 @@ pub fn run(args: &ToyArgs) -> Result<(), String> {
     };
     let cell = args.cell.unwrap_or(args.size.min(128));
     if cell == 0 || cell > args.size {
-        return Err(format!("--cell must be between 1 and the image side {}", args.size));
+        return Err(format!(
+            "--cell must be between 1 and the image side {}",
+            args.size
+        ));
     }
     let models = load_models(&args.model, args.device, args.cache_dir.as_deref())?;
     let mut printer = Printer {
         started: Instant::now(),
     };
-    let images = pollster::block_on(run_toy(&models, &options, &mut printer))
-        .map_err(|e| e.to_string())?;
+    let images =
+        pollster::block_on(run_toy(&models, &options, &mut printer)).map_err(|e| e.to_string())?;
     let rows: Vec<ToyRow> = images.iter().map(|i| i.row.clone()).collect();
     write_atomically(&args.out.join("toy.csv"), to_csv(&rows).as_bytes())?;
-    write_atomically(&args.out.join("toy.svg"), to_svg(&rows, options.steps).as_bytes())?;
+    write_atomically(
+        &args.out.join("toy.svg"),
+        to_svg(&rows, options.steps).as_bytes(),
+    )?;
     for variant in &options.variants {
         let (rgb, width, height) = grid(&images, *variant, &options, cell);
         let png = sow_studio::imaging::png::encode_rgb_png(&rgb, width, height)
@@ -150,7 +156,10 @@ fn shrink(rgb: &[u8], side: usize, to: usize) -> Vec<u8> {
                 let mut sum = 0u32;
                 for dy in 0..factor {
                     for dx in 0..factor {
-                        let (sy, sx) = ((y * side / to + dy).min(side - 1), (x * side / to + dx).min(side - 1));
+                        let (sy, sx) = (
+                            (y * side / to + dy).min(side - 1),
+                            (x * side / to + dx).min(side - 1),
+                        );
                         sum += rgb[(sy * side + sx) * 3 + c] as u32;
                     }
                 }
