@@ -78,7 +78,9 @@ pub async fn run_toy<O: ToyObserver>(
         if let Some(frame) = progress.frame {
             let read = |e: String| ToyRunError::Readback(e);
             let halves = read_floats(frame.halves_difference).await.map_err(read)?;
-            let bright = read_floats(frame.upper_right_brightness).await.map_err(read)?;
+            let bright = read_floats(frame.upper_right_brightness)
+                .await
+                .map_err(read)?;
             let size = options.canvas;
             let rgbs = crate::imaging::tensor_to_rgb(frame.images)
                 .await
@@ -115,9 +117,16 @@ fn describe(stage: ToyStage, options: &ToyOptions) -> String {
     let name = |v: usize| options.variants[v].name();
     match stage {
         ToyStage::Encode => "encoding the white and the gray image".into(),
-        ToyStage::Invert(k) => format!("inverting both images: state {} of {}", k + 1, options.steps),
+        ToyStage::Invert(k) => format!(
+            "inverting both images: state {} of {}",
+            k + 1,
+            options.steps
+        ),
         ToyStage::Denoise { variant, merge, at } => {
-            format!("{}: merged at state {merge}, denoising from state {at}", name(variant))
+            format!(
+                "{}: merged at state {merge}, denoising from state {at}",
+                name(variant)
+            )
         }
         ToyStage::Decode { variant, merge } => {
             format!("{}: decoding the merge at state {merge}", name(variant))

@@ -69,11 +69,13 @@ fn read_jobs(path: &Path) -> Result<Vec<Job>, String> {
         let number = jobs.len();
         let name = match &args.id {
             Some(id) if is_safe_name(id) => id.clone(),
-            Some(id) => return Err(format!(
+            Some(id) => {
+                return Err(format!(
                 "{} line {}: id {id:?} must be a plain file name (letters, digits, '-', '_', '.')",
                 path.display(),
                 i + 1
-            )),
+            ))
+            }
             None => format!("{number:05}"),
         };
         jobs.push(Job { number, name, args });

@@ -27,7 +27,11 @@ pub enum ToyVariant {
 
 impl ToyVariant {
     /// All three, in the paper's order.
-    pub const ALL: [ToyVariant; 3] = [ToyVariant::Merge, ToyVariant::Increase, ToyVariant::Decrease];
+    pub const ALL: [ToyVariant; 3] = [
+        ToyVariant::Merge,
+        ToyVariant::Increase,
+        ToyVariant::Decrease,
+    ];
 
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {

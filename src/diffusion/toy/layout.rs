@@ -106,7 +106,10 @@ mod tests {
         assert!(Layout::GrayLeft.white_mask(4).get(0, 3));
         let ur = Quadrant::UpperRight.mask([4, 4]);
         assert!(ur.get(0, 2) && ur.get(1, 3) && !ur.get(2, 3) && !ur.get(0, 1));
-        assert_eq!(Quadrant::LowerLeft.mask([2, 2]).cells(), &[false, false, true, false]);
+        assert_eq!(
+            Quadrant::LowerLeft.mask([2, 2]).cells(),
+            &[false, false, true, false]
+        );
         assert_eq!("gray-top".parse::<Layout>(), Ok(Layout::GrayTop));
     }
 }

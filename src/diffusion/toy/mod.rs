@@ -223,11 +223,7 @@ impl<'a> ToyRun<'a> {
         self.stage = match self.stage {
             ToyStage::Encode => self.encode(),
             ToyStage::Invert(k) => self.invert(k),
-            ToyStage::Denoise {
-                variant,
-                merge,
-                at,
-            } => self.denoise(variant, merge, at),
+            ToyStage::Denoise { variant, merge, at } => self.denoise(variant, merge, at),
             ToyStage::Decode { variant, merge } => {
                 let (next, decoded) = self.decode(variant, merge);
                 frame = Some(decoded);
@@ -290,8 +286,14 @@ impl<'a> ToyRun<'a> {
     /// z = m ⊙ white⁽ᵏ⁾ + (1 − m) ⊙ gray⁽ᵏ⁾ for every layout.
     fn merge(&self, k: usize) -> Tensor<4> {
         let layouts = self.options.layouts.len();
-        let white = self.states[k].clone().narrow(0, 0, 1).repeat_dim(0, layouts);
-        let gray = self.states[k].clone().narrow(0, 1, 1).repeat_dim(0, layouts);
+        let white = self.states[k]
+            .clone()
+            .narrow(0, 0, 1)
+            .repeat_dim(0, layouts);
+        let gray = self.states[k]
+            .clone()
+            .narrow(0, 1, 1)
+            .repeat_dim(0, layouts);
         let m = self.white.clone();
         white * m.clone() + gray * m.neg().add_scalar(1.0)
     }
@@ -360,7 +362,11 @@ impl<'a> ToyRun<'a> {
 /// [0, 1] units), and the upper-right quadrant's mean brightness. On the device.
 fn measures(images: &Tensor<4>, layouts: &[Layout], device: &Device) -> (Tensor<1>, Tensor<1>) {
     let [_, _, h, w] = images.dims();
-    let unit = images.clone().add_scalar(1.0).div_scalar(2.0).clamp(0.0, 1.0);
+    let unit = images
+        .clone()
+        .add_scalar(1.0)
+        .div_scalar(2.0)
+        .clamp(0.0, 1.0);
     let halves: Vec<Tensor<1>> = layouts
         .iter()
         .enumerate()
@@ -380,8 +386,6 @@ fn measures(images: &Tensor<4>, layouts: &[Layout], device: &Device) -> (Tensor<
     let count = quadrant.iter().sum::<f32>() as f64;
     let q = Tensor::<4>::from_data(TensorData::new(quadrant, [1, 1, h, w]), device);
     let per_image = (unit * q).sum_dim(3).sum_dim(2).sum_dim(1);
-    let upper_right = per_image
-        .reshape([layouts.len()])
-        .div_scalar(3.0 * count);
+    let upper_right = per_image.reshape([layouts.len()]).div_scalar(3.0 * count);
     (Tensor::cat(halves, 0), upper_right)
 }

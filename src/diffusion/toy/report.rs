@@ -42,7 +42,9 @@ pub fn to_csv(rows: &[ToyRow]) -> String {
 }
 
 /// Line colours, readable on light and dark backgrounds.
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 /// A line plot of the halves' difference against the merge state, one line per (variant,
 /// layout), with labelled axes, ticks and a legend. `steps` is N (the last merge state).
