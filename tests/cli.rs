@@ -335,38 +335,23 @@ fn every_bad_input_gets_one_clear_message() {
         "must be below the start state",
     );
     let noise = dir.join("noise.safetensors");
-    std::fs::write(
-        &noise,
-        serialize_f32(&[("foo", &[1, 4, 16, 16], &[0.0; 1024])]),
-    )
-    .unwrap();
-    assert_fails_with(
-        &base(&[
+    let with_noise = |name: &str| {
+        std::fs::write(
+            &noise,
+            serialize_f32(&[(name, &[1, 4, 16, 16], &[0.0; 1024])]),
+        )
+        .unwrap();
+        base(&[
             "--condition",
             c,
             "--prompt",
             "x",
             "--noise",
             noise.to_str().unwrap(),
-        ]),
-        "\"foo\" is not one of noise.0",
-    );
-    std::fs::write(
-        &noise,
-        serialize_f32(&[("noise.0", &[1, 4, 16, 16], &[0.0; 1024])]),
-    )
-    .unwrap();
-    assert_fails_with(
-        &base(&[
-            "--condition",
-            c,
-            "--prompt",
-            "x",
-            "--noise",
-            noise.to_str().unwrap(),
-        ]),
-        "noise",
-    );
+        ])
+    };
+    assert_fails_with(&with_noise("foo"), "\"foo\" is not one of noise.0");
+    assert_fails_with(&with_noise("noise.0"), "noise");
     assert_fails_with(
         &sow(&[
             "generate",
