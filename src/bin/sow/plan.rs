@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sow_studio::diffusion::sow::planner::{
-    AnyPlanner, ApiKey, ConditionImage, GeminiSettings, OfflinePlanner, Plan, PlanRequest, Planner,
+    AnyPlanner, ApiKey, ConditionImage, GeminiSettings, Plan, PlanRequest, Planner,
 };
 use sow_studio::imaging::png::encode_rgb_png;
 use sow_studio::imaging::PreparedCondition;
@@ -103,10 +103,7 @@ pub fn make_plan(
     if let Some(endpoint) = &gemini.endpoint {
         settings.endpoint = endpoint.clone();
     }
-    let planner = match key {
-        Some(key) => AnyPlanner::from_key(Some(key), settings),
-        None => AnyPlanner::Offline(OfflinePlanner),
-    };
+    let planner = AnyPlanner::from_key(key, settings);
     let plan = pollster::block_on(planner.plan(&request)).map_err(|e| e.to_string())?;
     if let Some(notice) = plan.notice() {
         eprintln!("warning: {notice}");
