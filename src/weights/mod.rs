@@ -6,13 +6,18 @@
 //! did not ask for. Every failure is a [`WeightError`] naming the file and the tensor, and a
 //! builder that fails returns no model at all: there is never a half-loaded model.
 
+mod materialize;
+pub mod policy;
+pub mod quant;
 pub mod safetensors;
 mod source;
 
 use std::collections::BTreeSet;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, TensorData};
 
+pub use materialize::{materialize, resident_bytes, DeviceWeight, Resident};
+pub use policy::{Component, Policy, Scheme};
 pub use safetensors::{Dtype, SafetensorsHeader, TensorInfo};
 #[cfg(not(target_arch = "wasm32"))]
 pub use source::{find_weights_file, FileSource};
@@ -99,6 +104,15 @@ pub enum WeightError {
         /// The underlying error.
         detail: String,
     },
+    /// A tensor whose rank fits no layer (SD-2.x weights are vectors, matrices and 4-D
+    /// convolution kernels).
+    #[error("tensor {name:?} has shape {shape:?}: no layer takes a weight of that rank")]
+    Layout {
+        /// Tensor name.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
     /// No weights file was found for a model component.
     #[error("{dir}: no weights file ({candidates})")]
     NotFound {
@@ -122,17 +136,19 @@ pub trait WeightSource {
     /// One tensor's values as f32 on the host, checked against the expected shape.
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError>;
 
-    /// One tensor on the device, checked against the expected shape.
-    fn tensor<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError> {
-        let values = self.values(name, &shape)?;
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
+    /// The conversion policy weights from this source are materialized with.
+    fn policy(&self) -> &Policy;
+
+    /// One weight on the device in its layer's layout, converted as the policy says (through
+    /// [`materialize`], the one door every weight passes), checked against the file shape.
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<DeviceWeight, WeightError> {
+        let values = self.values(name, shape)?;
+        materialize(
+            name,
+            TensorData::new(values, shape.to_vec()),
+            self.policy(),
             self.device(),
-        ))
+        )
     }
 
     /// Ends loading: fails if tensors are left that the model never asked for, except those
@@ -149,6 +165,7 @@ pub struct TensorLoader<S: ByteSource> {
     header: SafetensorsHeader,
     source: S,
     device: Device,
+    policy: Policy,
     taken: BTreeSet<String>,
 }
 
@@ -178,8 +195,15 @@ impl<S: ByteSource> TensorLoader<S> {
             header,
             source,
             device: device.clone(),
+            policy: Policy::f32(),
             taken: BTreeSet::new(),
         })
+    }
+
+    /// The same loader converting weights as `policy` says (f32 everywhere by default).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The validated header.
@@ -191,6 +215,10 @@ impl<S: ByteSource> TensorLoader<S> {
 impl<S: ByteSource> WeightSource for TensorLoader<S> {
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn contains(&self, name: &str) -> bool {

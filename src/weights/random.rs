@@ -4,13 +4,14 @@
 
 use burn::tensor::Device;
 
-use super::{WeightError, WeightSource};
+use super::{Policy, WeightError, WeightSource};
 use crate::rng::NoiseGenerator;
 
 /// Hands out N(0, σ²) tensors for whatever the model asks, with σ = 1/sqrt(fan_in) for weights
 /// (so activations stay O(1) through deep stacks) and 1-centred values for norm scales.
 pub struct RandomWeights {
     device: Device,
+    policy: Policy,
     rng: NoiseGenerator,
     /// Every (name, shape) handed out, in order.
     pub requested: Vec<(String, Vec<usize>)>,
@@ -21,9 +22,16 @@ impl RandomWeights {
     pub fn new(device: &Device, seed: u64) -> Self {
         RandomWeights {
             device: device.clone(),
+            policy: Policy::f32(),
             rng: NoiseGenerator::new(seed),
             requested: Vec::new(),
         }
+    }
+
+    /// The same source converting weights as `policy` says (f32 everywhere by default).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Total number of values handed out.
@@ -38,6 +46,10 @@ impl RandomWeights {
 impl WeightSource for RandomWeights {
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn contains(&self, _name: &str) -> bool {
