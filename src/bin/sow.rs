@@ -2,9 +2,10 @@
 //! the engine; batch generation comes with the method itself.
 //!
 //! ```text
-//! sow check-limits [--batch 4] [--skip-unet] [--skip-vae]
-//!                                                  full-size UNet + 512 px VAE decode on
-//!                                                  Vulkan with WebGPU's default limits
+//! sow check-limits [--batch 4] [--scheme q8] [--skip-unet] [--skip-text] [--skip-vae]
+//!                                                  full-size UNet, text encoder, 512 px VAE
+//!                                                  encode and decode on Vulkan with WebGPU's
+//!                                                  default limits
 //! sow bench-unet [--device cpu|vulkan] [--batch 2] [--runs 3]
 //!                                                  time one full-size UNet evaluation
 //! ```
@@ -33,16 +34,16 @@ mod native {
 
     use burn::tensor::{Device, Distribution, Tensor};
     use sow_studio::device::{self, GpuLimits};
-    use sow_studio::model::budget;
-    use sow_studio::model::config::{UNetConfig, VaeConfig};
+    use sow_studio::model::config::UNetConfig;
+    use sow_studio::model::limits;
     use sow_studio::model::unet::UNet;
-    use sow_studio::model::vae::Vae;
-    use sow_studio::weights::RandomWeights;
+    use sow_studio::weights::{RandomWeights, Scheme};
 
     pub const USAGE: &str = "usage:
-  sow check-limits [--batch N] [--skip-unet] [--skip-vae]
-      one full-size UNet evaluation at 64x64 (batch N, default 4) and one 512x512 VAE decode
-      on Vulkan with WebGPU's default limits (128 MiB bindings, 256 MiB buffers)
+  sow check-limits [--batch N] [--scheme f32|q8|q4] [--skip-unet] [--skip-text] [--skip-vae]
+      one full-size UNet evaluation at 64x64 (batch N, default 4; weights q8 by default), the
+      full text encoder on N prompts, one 512x512 VAE encode and one decode, on Vulkan with
+      WebGPU's default limits (128 MiB bindings, 256 MiB buffers)
   sow bench-unet [--device cpu|vulkan] [--batch N] [--runs R]
       median time of R (default 3) full-size UNet evaluations at 64x64, batch N (default 2)";
 
@@ -55,19 +56,6 @@ mod native {
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| format!("{name} needs a value\n{USAGE}")),
         }
-    }
-
-    /// Peak resident memory of this process (VmHWM), in MiB: on lavapipe and the CPU backend
-    /// the "GPU" memory is host memory, so this is the whole footprint.
-    fn peak_rss_mib() -> f64 {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
     fn random_unet(device: &Device) -> Result<UNet, String> {
@@ -103,39 +91,19 @@ mod native {
 
     pub fn check_limits(args: &[String]) -> Result<(), String> {
         let batch: usize = option(args, "--batch", 4)?;
+        let scheme: Scheme = option(args, "--scheme", Scheme::Q8)?;
+        let skip = |flag: &str| args.iter().any(|a| a == flag);
         let device = device::vulkan(GpuLimits::WebGpuDefaults)?;
-        if !args.iter().any(|a| a == "--skip-unet") {
-            let unet = random_unet(&device)?;
-            budget::reset();
-            let seconds = unet_step(&unet, &device, batch)?;
-            println!(
-                "UNet 64x64 batch {batch}: passed in {seconds:.1} s; largest intermediate {:.1} MiB; peak RSS {:.0} MiB",
-                budget::peak_bytes() as f64 / (1 << 20) as f64,
-                peak_rss_mib()
-            );
+        if !skip("--skip-unet") {
+            println!("{}", limits::unet(&device, batch, scheme)?);
         }
-        if args.iter().any(|a| a == "--skip-vae") {
-            return Ok(());
+        if !skip("--skip-text") {
+            println!("{}", limits::text_encoder(&device, batch, Scheme::F32)?);
         }
-        let vae = Vae::load(&VaeConfig::sd21(), &mut RandomWeights::new(&device, 8))
-            .map_err(|e| e.to_string())?;
-        let latents = Tensor::<4>::random([1, 4, 64, 64], Distribution::Normal(0.0, 1.0), &device);
-        budget::reset();
-        let started = Instant::now();
-        let image = vae.decode(latents);
-        let values = image
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))?;
-        if values.len() != 3 * 512 * 512 || values.iter().any(|v| !v.is_finite()) {
-            return Err("the VAE decode gave a wrong or non-finite image".to_string());
+        if !skip("--skip-vae") {
+            println!("{}", limits::vae_encode(&device, 512)?);
+            println!("{}", limits::vae_decode(&device)?);
         }
-        println!(
-            "VAE decode 512x512: passed in {:.1} s; largest intermediate {:.1} MiB; peak RSS {:.0} MiB",
-            started.elapsed().as_secs_f64(),
-            budget::peak_bytes() as f64 / (1 << 20) as f64,
-            peak_rss_mib()
-        );
         Ok(())
     }
 
