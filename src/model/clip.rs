@@ -182,8 +182,8 @@ impl ClipTextEncoder {
         device: &Device,
     ) -> Result<Tensor<3>, EncodeError> {
         let seq = token_rows.first().map_or(0, |r| r.as_ref().len());
-        let [vocab, _] = self.token_embedding.weight.dims();
-        let [positions, _] = self.position_embedding.weight.dims();
+        let vocab = self.token_embedding.count();
+        let positions = self.position_embedding.count();
         if token_rows.is_empty() || seq == 0 {
             return Err(EncodeError::Empty);
         }

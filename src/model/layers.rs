@@ -1,17 +1,37 @@
 //! The small layers every network here is made of, each loaded from its diffusers tensor
-//! names. They are plain burn modules over functional ops, so that later work (chunked
-//! attention, quantized weights) can change how they compute without changing what they load.
+//! names. They are plain burn modules over functional ops. Every weight arrives through
+//! [`WeightSource::weight`], so a layer's matrix may be f32 or block-quantized
+//! (docs/quantization.md): linear layers hand a quantized weight to burn's quantized matmul,
+//! convolutions dequantize theirs just before use.
 
 use burn::module::{Module, Param};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{module, Int, Tensor};
+use burn::tensor::{module, DType, Int, Tensor};
 
+use super::budget;
 use crate::weights::{WeightError, WeightSource};
+
+/// Loads the vector `name` of length `len` (a bias, a norm's scale or shift).
+fn vector<L: WeightSource>(
+    loader: &mut L,
+    name: &str,
+    len: usize,
+) -> Result<Param<Tensor<1>>, WeightError> {
+    Ok(Param::from_tensor(
+        loader.weight(name, &[len])?.into_vector(name),
+    ))
+}
+
+/// Whether a tensor holds block-quantized values.
+pub fn is_quantized<const D: usize>(tensor: &Tensor<D>) -> bool {
+    matches!(tensor.dtype(), DType::QFloat(_))
+}
 
 /// A fully connected layer, `y = x Wᵀ + b` in PyTorch's terms.
 #[derive(Module, Debug)]
 pub struct Linear {
-    /// Weight in burn's layout `[d_in, d_out]` (the transpose of PyTorch's `[d_out, d_in]`).
+    /// Weight in burn's layout `[d_in, d_out]`: a transposed view of PyTorch's `[d_out, d_in]`,
+    /// f32 or block-quantized along d_in.
     pub weight: Param<Tensor<2>>,
     /// Optional bias `[d_out]`.
     pub bias: Option<Param<Tensor<1>>>,
@@ -26,13 +46,10 @@ impl Linear {
         d_out: usize,
         bias: bool,
     ) -> Result<Self, WeightError> {
-        let weight = loader
-            .tensor(&format!("{prefix}.weight"), [d_out, d_in])?
-            .transpose();
+        let name = format!("{prefix}.weight");
+        let weight = loader.weight(&name, &[d_out, d_in])?.into_matrix(&name);
         let bias = if bias {
-            Some(Param::from_tensor(
-                loader.tensor(&format!("{prefix}.bias"), [d_out])?,
-            ))
+            Some(vector(loader, &format!("{prefix}.bias"), d_out)?)
         } else {
             None
         };
@@ -42,9 +59,19 @@ impl Linear {
         })
     }
 
-    /// `[..., d_in] -> [..., d_out]`.
+    /// `[..., d_in] -> [..., d_out]`. A quantized weight goes to burn's quantized matmul as
+    /// one `[rows, d_in] × [d_in, d_out]` product (the leading dimensions folded into rows).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        module::linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
+        let weight = self.weight.val();
+        let bias = self.bias.as_ref().map(|b| b.val());
+        if D <= 2 || !is_quantized(&weight) {
+            return module::linear(x, weight, bias);
+        }
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product();
+        dims[D - 1] = weight.dims()[1];
+        module::linear(x.reshape([rows, d_in]), weight, bias).reshape(dims)
     }
 }
 
@@ -68,8 +95,8 @@ impl LayerNorm {
         epsilon: f64,
     ) -> Result<Self, WeightError> {
         Ok(LayerNorm {
-            gamma: Param::from_tensor(loader.tensor(&format!("{prefix}.weight"), [d])?),
-            beta: Param::from_tensor(loader.tensor(&format!("{prefix}.bias"), [d])?),
+            gamma: vector(loader, &format!("{prefix}.weight"), d)?,
+            beta: vector(loader, &format!("{prefix}.bias"), d)?,
             epsilon,
         })
     }
@@ -80,39 +107,75 @@ impl LayerNorm {
     }
 }
 
-/// A lookup table of vectors.
+/// A lookup table of vectors, kept in blocks of consecutive rows so that no lookup binds more
+/// than one block: SD-2.x's token table `[49408, 1024]` is 193 MiB in f32, over WebGPU's
+/// 128 MiB binding limit, and lives in two blocks (docs/quantization.md §4).
 #[derive(Module, Debug)]
 pub struct Embedding {
-    /// The table `[count, d]`.
-    pub weight: Param<Tensor<2>>,
+    /// The table's row blocks, `[rows_i, d]`, in order.
+    pub blocks: Vec<Param<Tensor<2>>>,
 }
 
 impl Embedding {
-    /// Loads `{prefix}.weight`, `[count, d]`.
+    /// Loads `{prefix}.weight`, `[count, d]`, in the row blocks the loader's policy gives.
     pub fn load<L: WeightSource>(
         loader: &mut L,
         prefix: &str,
         count: usize,
         d: usize,
     ) -> Result<Self, WeightError> {
+        let name = format!("{prefix}.weight");
+        let blocks = loader.weight(&name, &[count, d])?.into_table(&name);
         Ok(Embedding {
-            weight: Param::from_tensor(loader.tensor(&format!("{prefix}.weight"), [count, d])?),
+            blocks: blocks.into_iter().map(Param::from_tensor).collect(),
         })
     }
 
-    /// `[batch, seq]` ids `-> [batch, seq, d]`.
+    /// Rows in the table.
+    pub fn count(&self) -> usize {
+        self.blocks.iter().map(|b| b.dims()[0]).sum()
+    }
+
+    /// `[batch, seq]` ids `-> [batch, seq, d]`. With several blocks, each block looks up the
+    /// ids it holds (the others clamped into it, then zeroed), and the parts add up: every
+    /// row comes from exactly one block, plus exact zeros.
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        module::embedding(self.weight.val(), ids)
+        if let [table] = self.blocks.as_slice() {
+            return module::embedding(table.val(), ids);
+        }
+        let mut start = 0i64;
+        let mut sum: Option<Tensor<3>> = None;
+        for block in &self.blocks {
+            let table = block.val();
+            let rows = table.dims()[0] as i64;
+            let local = ids.clone().sub_scalar(start).clamp(0, rows - 1);
+            let inside = ids
+                .clone()
+                .greater_equal_elem(start)
+                .bool_and(ids.clone().lower_elem(start + rows))
+                .float()
+                .unsqueeze_dim::<3>(2);
+            let part = module::embedding(table, local) * inside;
+            sum = Some(match sum {
+                Some(s) => s + part,
+                None => part,
+            });
+            start += rows;
+        }
+        sum.expect("a table has at least one block")
     }
 }
 
 /// A 2-D convolution with square kernels, as diffusers' `nn.Conv2d` layers.
 #[derive(Module, Debug)]
 pub struct Conv2d {
-    /// Weight `[out, in, k, k]` (same layout as PyTorch).
-    pub weight: Param<Tensor<4>>,
+    /// Weight as the matrix `[out, in·k·k]` (PyTorch's `[out, in, k, k]`, rows flattened):
+    /// f32, or block-quantized along its rows, which burn can only pack in 2-D.
+    pub weight: Param<Tensor<2>>,
     /// Bias `[out]`.
     pub bias: Option<Param<Tensor<1>>>,
+    /// Kernel side.
+    pub kernel: usize,
     /// Stride on both axes.
     pub stride: usize,
     /// Zero padding before the first row/column.
@@ -133,13 +196,14 @@ impl Conv2d {
         stride: usize,
     ) -> Result<Self, WeightError> {
         let [c_in, c_out] = channels;
+        let name = format!("{prefix}.weight");
+        let weight = loader
+            .weight(&name, &[c_out, c_in, kernel, kernel])?
+            .into_matrix(&name);
         Ok(Conv2d {
-            weight: Param::from_tensor(
-                loader.tensor(&format!("{prefix}.weight"), [c_out, c_in, kernel, kernel])?,
-            ),
-            bias: Some(Param::from_tensor(
-                loader.tensor(&format!("{prefix}.bias"), [c_out])?,
-            )),
+            weight: Param::from_tensor(weight),
+            bias: Some(vector(loader, &format!("{prefix}.bias"), c_out)?),
+            kernel,
             stride,
             pad_begin: kernel / 2,
             pad_end: kernel / 2,
@@ -153,56 +217,98 @@ impl Conv2d {
         self
     }
 
+    /// `[c_in, c_out]`.
+    pub fn channels(&self) -> [usize; 2] {
+        let [c_out, row] = self.weight.dims();
+        [row / (self.kernel * self.kernel), c_out]
+    }
+
+    /// The kernel `[out, in, k, k]` as conv2d takes it: a view of an f32 weight, or a
+    /// quantized weight dequantized into a temporary (at most 118 MB, the largest SD-2.1 conv
+    /// in f32), dropped after the convolution.
+    fn kernel_tensor(&self) -> Tensor<4> {
+        let [c_in, c_out] = self.channels();
+        let weight = self.weight.val();
+        if is_quantized(&weight) {
+            budget::note(&weight.dims());
+        }
+        weight
+            .dequantize()
+            .reshape([c_out, c_in, self.kernel, self.kernel])
+    }
+
     /// `[batch, in, h, w] -> [batch, out, h', w']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let pad = (self.pad_begin, self.pad_end);
-        self.convolve(x, [pad, pad])
+        self.convolve(x, self.kernel_tensor(), [pad, pad])
     }
 
-    fn convolve(&self, x: Tensor<4>, padding: [(usize, usize); 2]) -> Tensor<4> {
+    fn convolve(&self, x: Tensor<4>, kernel: Tensor<4>, padding: [(usize, usize); 2]) -> Tensor<4> {
         let options = ConvOptions {
             stride: [self.stride; 2],
             padding,
             dilation: [1; 2],
             groups: 1,
         };
-        module::conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
-            options,
-        )
+        module::conv2d(x, kernel, self.bias.as_ref().map(|b| b.val()), options)
     }
 
-    /// The same convolution over a feature map cut into horizontal bands (stride 1, "same"
-    /// padding): each band borrows the rows it needs from its neighbours, so the result equals
-    /// the whole map's, band by band, without the whole map in one buffer.
+    /// The same convolution over a feature map cut into horizontal bands: band i gives the
+    /// output rows whose windows start in it, borrowing the rows those windows reach in its
+    /// neighbours (zeros beyond the map's edges, as padding), so the result equals the whole
+    /// map's, band by band, without the whole map in one buffer. Each band but the last must
+    /// start and end on a multiple of the stride.
     pub fn forward_bands(&self, bands: &[Tensor<4>]) -> Vec<Tensor<4>> {
-        let halo = self.pad_begin;
-        if halo == 0 {
-            return bands.iter().map(|b| self.forward(b.clone())).collect();
-        }
-        let edge = |band: &Tensor<4>| {
-            let [batch, channels, _, width] = band.dims();
-            Tensor::<4>::zeros([batch, channels, halo, width], &band.device())
+        let (k, s, pad) = (self.kernel, self.stride, self.pad_begin);
+        let heights: Vec<usize> = bands.iter().map(|b| b.dims()[2]).collect();
+        let total: usize = heights.iter().sum();
+        let out_total = (total + pad + self.pad_end - k) / s + 1;
+        let kernel = self.kernel_tensor();
+        let zeros = |like: &Tensor<4>, rows: usize| {
+            let [batch, channels, _, width] = like.dims();
+            Tensor::<4>::zeros([batch, channels, rows, width], &like.device())
         };
-        (0..bands.len())
-            .map(|i| {
-                let above = match i {
-                    0 => edge(&bands[0]),
+        let mut outputs = Vec::with_capacity(bands.len());
+        let mut start = 0usize;
+        for (i, band) in bands.iter().enumerate() {
+            let end = start + heights[i];
+            let last = i + 1 == bands.len();
+            debug_assert!(start % s == 0 && (last || end % s == 0));
+            // Output rows o read input rows o·s − pad .. o·s − pad + k.
+            let (first_out, end_out) = (start / s, if last { out_total } else { end / s });
+            if end_out <= first_out {
+                start = end;
+                continue;
+            }
+            let above = (start + pad).saturating_sub(first_out * s);
+            let below = ((end_out - 1) * s + k).saturating_sub(pad + end);
+            let mut parts = Vec::with_capacity(3);
+            if above > 0 {
+                parts.push(match i {
+                    0 => zeros(band, above),
                     _ => {
                         let prev = &bands[i - 1];
-                        prev.clone().narrow(2, prev.dims()[2] - halo, halo)
+                        prev.clone().narrow(2, heights[i - 1] - above, above)
                     }
-                };
-                let below = match bands.get(i + 1) {
-                    Some(next) => next.clone().narrow(2, 0, halo),
-                    None => edge(&bands[i]),
-                };
-                let padded = Tensor::cat(vec![above, bands[i].clone(), below], 2);
-                self.convolve(padded, [(0, 0), (halo, halo)])
-            })
-            .collect()
+                });
+            }
+            parts.push(band.clone());
+            if below > 0 {
+                parts.push(match bands.get(i + 1) {
+                    Some(next) => next.clone().narrow(2, 0, below),
+                    None => zeros(band, below),
+                });
+            }
+            let padded = if parts.len() == 1 {
+                band.clone()
+            } else {
+                Tensor::cat(parts, 2)
+            };
+            let columns = (self.pad_begin, self.pad_end);
+            outputs.push(self.convolve(padded, kernel.clone(), [(0, 0), columns]));
+            start = end;
+        }
+        outputs
     }
 }
 
@@ -230,8 +336,8 @@ impl GroupNorm {
         epsilon: f64,
     ) -> Result<Self, WeightError> {
         Ok(GroupNorm {
-            gamma: Param::from_tensor(loader.tensor(&format!("{prefix}.weight"), [channels])?),
-            beta: Param::from_tensor(loader.tensor(&format!("{prefix}.bias"), [channels])?),
+            gamma: vector(loader, &format!("{prefix}.weight"), channels)?,
+            beta: vector(loader, &format!("{prefix}.bias"), channels)?,
             groups,
             epsilon,
         })

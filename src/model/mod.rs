@@ -6,6 +6,8 @@ pub mod clip;
 pub mod config;
 pub mod hook;
 pub mod layers;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod limits;
 pub mod resnet;
 pub mod sampling;
 pub mod transformer;

@@ -73,7 +73,7 @@ impl ResnetBlock {
 
     /// The larger of the input and output widths.
     pub fn widest_channels(&self) -> usize {
-        let [c_out, c_in, _, _] = self.conv1.weight.dims();
+        let [c_in, c_out] = self.conv1.channels();
         c_out.max(c_in)
     }
 

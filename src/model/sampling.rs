@@ -42,6 +42,13 @@ impl Downsample {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(x)
     }
+
+    /// The same over a feature map cut into horizontal bands of even height (the last may be
+    /// odd): each band gives the output rows whose windows start in it, borrowing the row
+    /// below it that its last window reaches.
+    pub fn forward_bands(&self, bands: &[Tensor<4>]) -> Vec<Tensor<4>> {
+        self.conv.forward_bands(bands)
+    }
 }
 
 /// Nearest upsampling to a given size, then a 3×3 convolution.

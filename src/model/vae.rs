@@ -263,9 +263,36 @@ impl Vae {
     }
 
     /// Images `[batch, 3, h, w]` in [−1, 1] to the posterior over `[batch, 4, h/8, w/8]`.
+    ///
+    /// At 512 px the first level holds 128 MiB maps (128 channels at 512², f32), exactly
+    /// WebGPU's default binding limit, and its downsampler pads them by a row and a column:
+    /// like the decoder, the levels whose maps reach the budget run in horizontal bands
+    /// (convolutions borrow their neighbours' rows, GroupNorm takes its statistics over all
+    /// bands, the stride-2 downsampler gives each band's half-height rows), and the bands are
+    /// joined once the map has shrunk below it. The result is the whole-map result up to
+    /// summation order.
     pub fn encode(&self, image: Tensor<4>) -> Posterior {
-        let mut h = self.encoder_conv_in.forward(image);
-        for block in &self.encoder_blocks {
+        let (banded_levels, band_count) = self.encoder_band_plan(image.dims());
+        let mut h = if banded_levels > 0 {
+            let halvings = self.encoder_blocks[..banded_levels]
+                .iter()
+                .filter(|b| b.downsampler.is_some())
+                .count();
+            let image_bands = split_rows_aligned(image, band_count, 1 << halvings);
+            let mut bands = self.encoder_conv_in.forward_bands(&image_bands);
+            for block in &self.encoder_blocks[..banded_levels] {
+                for resnet in &block.resnets {
+                    bands = resnet.forward_bands(bands);
+                }
+                if let Some(down) = &block.downsampler {
+                    bands = down.forward_bands(&bands);
+                }
+            }
+            Tensor::cat(bands, 2)
+        } else {
+            self.encoder_conv_in.forward(image)
+        };
+        for block in &self.encoder_blocks[banded_levels..] {
             for resnet in &block.resnets {
                 h = resnet.forward(h, None);
             }
@@ -285,8 +312,8 @@ impl Vae {
         }
     }
 
-    /// Sets the byte budget for one intermediate buffer (WebGPU's 128 MiB by default): decoder
-    /// levels whose feature maps exceed it run in horizontal bands.
+    /// Sets the byte budget for one intermediate buffer (WebGPU's 128 MiB by default): encoder
+    /// and decoder levels whose feature maps reach or exceed it run in horizontal bands.
     pub fn set_budget(&mut self, bytes: usize) {
         self.budget_bytes = bytes;
     }
@@ -380,12 +407,57 @@ impl Vae {
             }
         }
     }
+
+    /// How many encoder levels (from the top) run in bands, and in how many, for images of
+    /// these dims: every level up to the last whose widest map reaches the budget (reaching,
+    /// not exceeding: the asymmetric downsampler pads its input by a row and a column).
+    /// (0, 1) when every map stays below it.
+    fn encoder_band_plan(&self, [batch, _, height, width]: [usize; 4]) -> (usize, usize) {
+        let mut side = [height, width];
+        let mut largest = Vec::with_capacity(self.encoder_blocks.len());
+        for block in &self.encoder_blocks {
+            let widest = block
+                .resnets
+                .iter()
+                .map(|r| r.widest_channels())
+                .max()
+                .unwrap_or(0);
+            largest.push(4 * batch * widest * side[0] * side[1]);
+            if block.downsampler.is_some() {
+                side = side.map(|s| s.div_ceil(2));
+            }
+        }
+        match largest
+            .iter()
+            .rposition(|&bytes| bytes >= self.budget_bytes)
+        {
+            None => (0, 1),
+            Some(last) => {
+                let worst = largest[..=last].iter().copied().max().unwrap_or(0);
+                // A quarter of headroom for the borrowed rows and temporaries, as the decoder.
+                let count = (worst + worst / 4).div_ceil(self.budget_bytes);
+                (last + 1, count.clamp(1, height))
+            }
+        }
+    }
 }
 
 /// Cuts `[b, c, h, w]` into `count` horizontal bands of (nearly) equal height.
 fn split_rows(x: Tensor<4>, count: usize) -> Vec<Tensor<4>> {
     let rows = x.dims()[2];
     let per_band = rows.div_ceil(count.max(1));
+    (0..rows)
+        .step_by(per_band)
+        .map(|start| x.clone().narrow(2, start, per_band.min(rows - start)))
+        .collect()
+}
+
+/// Cuts `[b, c, h, w]` into at most `count` horizontal bands of equal height, a multiple of
+/// `align` (the last band takes the rest), so that each band starts on an even row at every
+/// stride-2 level it goes through.
+fn split_rows_aligned(x: Tensor<4>, count: usize, align: usize) -> Vec<Tensor<4>> {
+    let rows = x.dims()[2];
+    let per_band = rows.div_ceil(count.max(1)).next_multiple_of(align.max(1));
     (0..rows)
         .step_by(per_band)
         .map(|start| x.clone().narrow(2, start, per_band.min(rows - start)))

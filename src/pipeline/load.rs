@@ -640,8 +640,10 @@ impl<'a, 'c> Session<'a, 'c> {
             match entry.tensor(stream.component, index, &name).await {
                 CachedTensor::Hit(data, record) => {
                     if let Some(prepared) = &mut stream.prepared {
-                        match upload(data, prepared_device(prepared)) {
-                            Ok(tensor) => prepared.insert(&name, tensor),
+                        let policy = self.options.policy.policy(stream.component);
+                        let device = prepared_device(prepared).clone();
+                        match upload(&name, &info.shape, data, &policy, &device) {
+                            Ok(weight) => prepared.insert(&name, &info.shape, weight),
                             Err(e) => {
                                 self.notice(format!(
                                     "the cached {} tensor {name:?} cannot be used ({e}); fetching it again",
@@ -669,7 +671,7 @@ impl<'a, 'c> Session<'a, 'c> {
     /// Fetches every tensor not yet loaded, in file order, reusing the open body where the
     /// next tensor follows and opening a ranged request where it does not.
     async fn fetch_missing(&mut self, stream: &mut Stream) -> Result<(), LoadError> {
-        let scheme = self.options.policy.scheme(stream.component);
+        let policy = self.options.policy.policy(stream.component);
         for (index, name, info) in stream.plan.clone() {
             if stream.done.contains(&index) {
                 continue;
@@ -717,7 +719,7 @@ impl<'a, 'c> Session<'a, 'c> {
                 name: name.clone(),
                 detail: e.to_string(),
             };
-            let converted = convert(&name, data, scheme).map_err(conversion)?;
+            let converted = convert(&name, data, &policy).map_err(conversion)?;
             if let Some(entry) = &mut self.cache {
                 match entry
                     .save_tensor(stream.component, index, &name, &converted)
@@ -731,8 +733,10 @@ impl<'a, 'c> Session<'a, 'c> {
                 }
             }
             if let Some(prepared) = &mut stream.prepared {
-                let tensor = upload(converted, prepared_device(prepared)).map_err(conversion)?;
-                prepared.insert(&name, tensor);
+                let device = prepared_device(prepared).clone();
+                let weight =
+                    upload(&name, &info.shape, converted, &policy, &device).map_err(conversion)?;
+                prepared.insert(&name, &info.shape, weight);
             }
             stream.done.insert(index);
             stream.done_bytes += len;

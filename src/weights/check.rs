@@ -5,11 +5,15 @@
 //! never disagree with the load that follows: the same names, the same shapes, the same
 //! choice between naming variants (`contains`). Tensors handed to the builder are views of a
 //! single zero broadcast to the requested shape, so nothing of the model's size is allocated.
-//! The builders only store and transpose what they load, which views support.
+//! The builders only store and transpose what they load, which views support. Tables come as
+//! one block and matrices in f32: the check is about names and shapes, not storage.
 
 use std::collections::BTreeSet;
 
 use burn::tensor::{Device, Tensor};
+
+use super::policy::WeightKind;
+use super::DeviceWeight;
 
 use super::{check_entry, check_leftovers, SafetensorsHeader, WeightError, WeightSource};
 
@@ -48,14 +52,26 @@ impl WeightSource for HeaderCheck<'_> {
         self.header.tensors.contains_key(name)
     }
 
-    fn tensor<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError> {
-        check_entry(self.header, name, &shape)?;
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<DeviceWeight, WeightError> {
+        check_entry(self.header, name, shape)?;
         self.requested.insert(name.to_string());
-        Ok(self.zero.clone().reshape([1; D]).expand(shape))
+        let kind = WeightKind::of(name, shape);
+        let matrix = |rows: usize, cols: usize| -> Tensor<2> {
+            self.zero.clone().reshape([1, 1]).expand([rows, cols])
+        };
+        Ok(match (kind, kind.stored_shape(shape).as_slice()) {
+            (WeightKind::Vector, &[len]) => DeviceWeight::Vector(self.zero.clone().expand([len])),
+            (WeightKind::Table, &[rows, cols]) => DeviceWeight::Table(vec![matrix(rows, cols)]),
+            (WeightKind::Linear, &[d_out, d_in]) => DeviceWeight::Matrix(matrix(d_in, d_out)),
+            (WeightKind::Conv, &[out, row]) => DeviceWeight::Matrix(matrix(out, row)),
+            _ => {
+                return Err(WeightError::Conversion {
+                    file: self.header.file.clone(),
+                    name: name.to_string(),
+                    detail: format!("shape {shape:?}: no layer takes a weight of that rank"),
+                })
+            }
+        })
     }
 
     fn finish(&mut self, ignorable_suffixes: &[&str]) -> Result<(), WeightError> {

@@ -14,13 +14,16 @@
 //!   fetched.
 //! - [`RandomWeights`]: seeded random values for the full-size architecture.
 //!
-//! Every tensor passes through [`materialize`] (host bytes to device) on the way in.
+//! Every tensor passes through [`materialize`] (host bytes to device) on the way in, converted
+//! as the component's [`Policy`] says (f32, or block-quantized matrices: docs/quantization.md).
 
 pub mod cache;
 mod check;
 mod component;
 pub mod materialize;
+pub mod policy;
 mod prepared;
+pub mod quant;
 mod random;
 pub mod reader;
 pub mod safetensors;
@@ -28,11 +31,12 @@ mod source;
 
 use std::collections::BTreeSet;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, TensorData};
 
 pub use check::HeaderCheck;
 pub use component::Component;
-pub use materialize::{materialize, ConversionPolicy, DeviceTensor, Scheme};
+pub use materialize::{materialize, resident_bytes, ConversionPolicy, DeviceWeight, Resident};
+pub use policy::{Policy, Scheme};
 pub use prepared::PreparedWeights;
 pub use random::RandomWeights;
 pub use safetensors::{Dtype, SafetensorsHeader, TensorInfo};
@@ -157,12 +161,10 @@ pub trait WeightSource {
     /// Whether a tensor of this name exists (for parts whose naming changed across releases).
     fn contains(&self, name: &str) -> bool;
 
-    /// One tensor on the device, checked against the expected shape. Each name is taken once.
-    fn tensor<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError>;
+    /// One weight on the device in its layer's layout ([`DeviceWeight`]), converted as the
+    /// source's policy says (through [`materialize`]), checked against `shape`, the shape the
+    /// file stores. Each name is taken once.
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<DeviceWeight, WeightError>;
 
     /// Ends loading: fails if tensors are left that the model never asked for, except those
     /// whose names end with one of `ignorable_suffixes`.
@@ -231,14 +233,14 @@ pub struct TensorLoader<S: ByteSource> {
     header: SafetensorsHeader,
     source: S,
     device: Device,
-    scheme: Scheme,
+    policy: Policy,
     taken: BTreeSet<String>,
 }
 
 impl<S: ByteSource> TensorLoader<S> {
     /// Opens a source: reads and validates its header (and, where the source knows its length,
-    /// that no tensor runs past the end) before any tensor is read. Tensors are converted with
-    /// [`Scheme::F32`]; see [`TensorLoader::with_scheme`].
+    /// that no tensor runs past the end) before any tensor is read. Tensors are converted to
+    /// f32; see [`TensorLoader::with_policy`].
     pub fn open(file: &str, mut source: S, device: &Device) -> Result<Self, WeightError> {
         let io = |detail: String| WeightError::Io {
             file: file.to_string(),
@@ -262,15 +264,20 @@ impl<S: ByteSource> TensorLoader<S> {
             header,
             source,
             device: device.clone(),
-            scheme: Scheme::default(),
+            policy: Policy::f32(),
             taken: BTreeSet::new(),
         })
     }
 
-    /// The same loader converting with `scheme`.
-    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
-        self.scheme = scheme;
+    /// The same loader converting weights as `policy` says (f32 everywhere by default).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
         self
+    }
+
+    /// The policy weights are converted with.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The validated header.
@@ -309,7 +316,7 @@ impl<S: ByteSource> TensorLoader<S> {
             name: name.to_string(),
             detail,
         };
-        materialize::convert(name, data, Scheme::F32)
+        materialize::convert(name, data, &Policy::f32())
             .map_err(|e| conversion(e.to_string()))?
             .try_into_vec::<f32>()
             .map_err(|e| conversion(format!("{e:?}")))
@@ -325,20 +332,13 @@ impl<S: ByteSource> WeightSource for TensorLoader<S> {
         self.header.tensors.contains_key(name)
     }
 
-    fn tensor<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError> {
-        let data = self.data(name, &shape)?;
-        let tensor = materialize(name, data, self.scheme, &self.device).map_err(|e| {
-            WeightError::Conversion {
-                file: self.header.file.clone(),
-                name: name.to_string(),
-                detail: e.to_string(),
-            }
-        })?;
-        Ok(tensor.into_tensor(shape))
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<DeviceWeight, WeightError> {
+        let data = self.data(name, shape)?;
+        materialize(name, data, &self.policy, &self.device).map_err(|e| WeightError::Conversion {
+            file: self.header.file.clone(),
+            name: name.to_string(),
+            detail: e.to_string(),
+        })
     }
 
     fn finish(&mut self, ignorable_suffixes: &[&str]) -> Result<(), WeightError> {

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
-use super::{check_leftovers, DeviceTensor, WeightError, WeightSource};
+use super::{check_leftovers, DeviceWeight, WeightError, WeightSource};
 
 /// The device tensors of one weights file, ready for a model's builder. The builder takes each
 /// tensor out of the map (no copy); tensors left at the end are an error. Dropping the map
@@ -13,7 +13,8 @@ use super::{check_leftovers, DeviceTensor, WeightError, WeightSource};
 pub struct PreparedWeights {
     file: String,
     device: Device,
-    tensors: BTreeMap<String, DeviceTensor>,
+    /// Each weight with the shape its file stores (what builders ask for).
+    tensors: BTreeMap<String, (Vec<usize>, DeviceWeight)>,
     taken: std::collections::BTreeSet<String>,
 }
 
@@ -33,9 +34,10 @@ impl PreparedWeights {
         &self.file
     }
 
-    /// Adds a tensor.
-    pub fn insert(&mut self, name: &str, tensor: DeviceTensor) {
-        self.tensors.insert(name.to_string(), tensor);
+    /// Adds a weight, uploaded from a tensor the file stores with shape `file_shape`.
+    pub fn insert(&mut self, name: &str, file_shape: &[usize], weight: DeviceWeight) {
+        self.tensors
+            .insert(name.to_string(), (file_shape.to_vec(), weight));
     }
 
     /// Whether a tensor of this name is ready.
@@ -55,7 +57,7 @@ impl PreparedWeights {
 
     /// Bytes the ready tensors take on the device.
     pub fn device_bytes(&self) -> usize {
-        self.tensors.values().map(DeviceTensor::device_bytes).sum()
+        self.tensors.values().map(|(_, w)| w.device_bytes()).sum()
     }
 }
 
@@ -68,12 +70,8 @@ impl WeightSource for PreparedWeights {
         self.tensors.contains_key(name) || self.taken.contains(name)
     }
 
-    fn tensor<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError> {
-        let tensor = self
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<DeviceWeight, WeightError> {
+        let (found, weight) = self
             .tensors
             .remove(name)
             .ok_or_else(|| WeightError::Missing {
@@ -81,7 +79,6 @@ impl WeightSource for PreparedWeights {
                 name: name.to_string(),
                 expected: shape.to_vec(),
             })?;
-        let found = tensor.shape();
         if found != shape {
             return Err(WeightError::Shape {
                 file: self.file.clone(),
@@ -91,7 +88,7 @@ impl WeightSource for PreparedWeights {
             });
         }
         self.taken.insert(name.to_string());
-        Ok(tensor.into_tensor(shape))
+        Ok(weight)
     }
 
     fn finish(&mut self, ignorable_suffixes: &[&str]) -> Result<(), WeightError> {

@@ -2,15 +2,16 @@
 //! parameter counts, naming and shape checks, memory-budget runs and benchmarks. Every name and
 //! shape the builder asks for is recorded, so a test can compare them with diffusers' list.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, TensorData};
 
-use super::{WeightError, WeightSource};
+use super::{materialize, DeviceWeight, Policy, WeightError, WeightSource};
 use crate::rng::NoiseGenerator;
 
 /// Hands out N(0, σ²) tensors for whatever the model asks, with σ = 1/sqrt(fan_in) for weights
 /// (so activations stay O(1) through deep stacks) and 1-centred values for norm scales.
 pub struct RandomWeights {
     device: Device,
+    policy: Policy,
     rng: NoiseGenerator,
     /// Every (name, shape) handed out, in order.
     pub requested: Vec<(String, Vec<usize>)>,
@@ -21,9 +22,16 @@ impl RandomWeights {
     pub fn new(device: &Device, seed: u64) -> Self {
         RandomWeights {
             device: device.clone(),
+            policy: Policy::f32(),
             rng: NoiseGenerator::new(seed),
             requested: Vec::new(),
         }
+    }
+
+    /// The same source converting weights as `policy` says (f32 everywhere by default).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Seeded values for one request (recorded).
@@ -61,16 +69,14 @@ impl WeightSource for RandomWeights {
         false
     }
 
-    fn tensor<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError> {
-        let values = self.values(name, &shape);
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
-            &self.device,
-        ))
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<DeviceWeight, WeightError> {
+        let values = self.values(name, shape);
+        let data = TensorData::new(values, shape.to_vec());
+        materialize(name, data, &self.policy, &self.device).map_err(|e| WeightError::Conversion {
+            file: "random weights".to_string(),
+            name: name.to_string(),
+            detail: e.to_string(),
+        })
     }
 
     fn finish(&mut self, _ignorable_suffixes: &[&str]) -> Result<(), WeightError> {
