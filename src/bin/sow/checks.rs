@@ -5,22 +5,31 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use sow_studio::device::{self, GpuLimits};
-use sow_studio::model::budget;
-use sow_studio::model::config::{UNetConfig, VaeConfig};
+use sow_studio::model::config::UNetConfig;
+use sow_studio::model::limits;
 use sow_studio::model::unet::UNet;
-use sow_studio::model::vae::Vae;
-use sow_studio::weights::RandomWeights;
+use sow_studio::weights::{Component, Policy, RandomWeights, Scheme};
 
 /// `sow check-limits`: proves that full-size evaluations fit WebGPU's default limits.
 #[derive(clap::Args, Debug)]
 pub struct CheckLimitsArgs {
-    /// UNet batch size (4 is a SOW cycle's batch).
+    /// UNet batch size, and the number of prompts for the text encoder (4 is a SOW cycle's
+    /// batch).
     #[arg(long, default_value_t = 4)]
     batch: usize,
+    /// How the UNet's weights are kept on the device: f32, q8 (8-bit blocks) or q4.
+    #[arg(long, default_value = "q8")]
+    scheme: Scheme,
+    /// How the text encoder's weights are kept on the device: f32 or q8.
+    #[arg(long, default_value = "f32")]
+    text_scheme: Scheme,
     /// Skip the UNet evaluation.
     #[arg(long)]
     skip_unet: bool,
-    /// Skip the 512 px VAE decode.
+    /// Skip the full text encoder.
+    #[arg(long)]
+    skip_text: bool,
+    /// Skip the 512 px VAE encode and decode.
     #[arg(long)]
     skip_vae: bool,
 }
@@ -37,27 +46,18 @@ pub struct BenchUnetArgs {
     /// Timed runs after one warm-up; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// How the UNet's weights are kept on the device: f32, q8 (8-bit blocks) or q4.
+    #[arg(long, default_value = "f32")]
+    scheme: Scheme,
 }
 
-/// Peak resident memory of this process (VmHWM), in MiB: on lavapipe and the CPU backend
-/// the "GPU" memory is host memory, so this is the whole footprint.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-fn random_unet(device: &Device) -> Result<UNet, String> {
+fn random_unet(device: &Device, scheme: Scheme) -> Result<UNet, String> {
     let started = Instant::now();
-    let unet = UNet::load(&UNetConfig::sd21(), &mut RandomWeights::new(device, 7))
-        .map_err(|e| e.to_string())?;
+    let mut weights =
+        RandomWeights::new(device, 7).with_policy(Policy::new(Component::Unet, scheme));
+    let unet = UNet::load(&UNetConfig::sd21(), &mut weights).map_err(|e| e.to_string())?;
     eprintln!(
-        "built the full-size UNet (random weights) in {:.1} s",
+        "built the full-size UNet (random weights, {scheme}) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(unet)
@@ -81,41 +81,23 @@ fn unet_step(unet: &UNet, device: &Device, batch: usize) -> Result<f64, String> 
     Ok(seconds)
 }
 
+/// Runs each check in turn (the library's `model::limits`), printing its report.
 pub fn check_limits(args: &CheckLimitsArgs) -> Result<(), String> {
     let batch = args.batch;
     let device = device::vulkan(GpuLimits::WebGpuDefaults)?;
     if !args.skip_unet {
-        let unet = random_unet(&device)?;
-        budget::reset();
-        let seconds = unet_step(&unet, &device, batch)?;
+        println!("{}", limits::unet(&device, batch, args.scheme)?);
+    }
+    if !args.skip_text {
         println!(
-            "UNet 64x64 batch {batch}: passed in {seconds:.1} s; largest intermediate {:.1} MiB; peak RSS {:.0} MiB",
-            budget::peak_bytes() as f64 / (1 << 20) as f64,
-            peak_rss_mib()
+            "{}",
+            limits::text_encoder(&device, batch, args.text_scheme)?
         );
     }
-    if args.skip_vae {
-        return Ok(());
+    if !args.skip_vae {
+        println!("{}", limits::vae_encode(&device, 512)?);
+        println!("{}", limits::vae_decode(&device)?);
     }
-    let vae = Vae::load(&VaeConfig::sd21(), &mut RandomWeights::new(&device, 8))
-        .map_err(|e| e.to_string())?;
-    let latents = Tensor::<4>::random([1, 4, 64, 64], Distribution::Normal(0.0, 1.0), &device);
-    budget::reset();
-    let started = Instant::now();
-    let image = vae.decode(latents);
-    let values = image
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
-    if values.len() != 3 * 512 * 512 || values.iter().any(|v| !v.is_finite()) {
-        return Err("the VAE decode gave a wrong or non-finite image".to_string());
-    }
-    println!(
-        "VAE decode 512x512: passed in {:.1} s; largest intermediate {:.1} MiB; peak RSS {:.0} MiB",
-        started.elapsed().as_secs_f64(),
-        budget::peak_bytes() as f64 / (1 << 20) as f64,
-        peak_rss_mib()
-    );
     Ok(())
 }
 
@@ -126,7 +108,7 @@ pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
         "vulkan" => device::vulkan(GpuLimits::Adapter)?,
         other => return Err(format!("unknown device {other:?}")),
     };
-    let unet = random_unet(&device)?;
+    let unet = random_unet(&device, args.scheme)?;
     let warmup = unet_step(&unet, &device, batch)?;
     eprintln!("warm-up run: {warmup:.2} s");
     let mut times: Vec<f64> = (0..runs.max(1))
@@ -134,7 +116,8 @@ pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     times.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "burn UNet step (SD-2.1 full size, 64x64, batch {batch}): median {:.3} s over {} runs",
+        "burn UNet step (SD-2.1 full size, {}, 64x64, batch {batch}): median {:.3} s over {} runs",
+        args.scheme,
         times[times.len() / 2],
         times.len()
     );
