@@ -29,6 +29,11 @@ pub struct BatchArgs {
     /// ~/.cache/sow-studio.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// How the UNet's weights are kept on the device: q8 (8-bit blocks, under 1 GB for
+    /// SD-2.1), q4 (4-bit, smaller, less exact) or f32 (docs/quantization.md). Part of the
+    /// cache key: pull with the scheme you generate with.
+    #[arg(long, default_value_t = crate::generate::DEFAULT_UNET_SCHEME)]
+    scheme: sow_studio::weights::Scheme,
     /// Where to run: auto, cpu, gpu or vulkan.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
@@ -117,7 +122,12 @@ pub fn run(args: &BatchArgs) -> Result<(), String> {
                 loaded = None; // free the previous model first
                 loaded = Some((
                     resolved.model.clone(),
-                    load_models(&resolved.model, args.device, args.cache_dir.as_deref())?,
+                    load_models(
+                        &resolved.model,
+                        args.device,
+                        args.cache_dir.as_deref(),
+                        args.scheme,
+                    )?,
                 ));
             }
             let models = &loaded.as_ref().expect("loaded above").1;

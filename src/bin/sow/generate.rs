@@ -18,6 +18,7 @@ use sow_studio::pipeline::params::{sha256_hex, ConditionRecord, ImageParameters,
 use sow_studio::pipeline::sow::{attention_for, planned_options};
 use sow_studio::pipeline::{license_notice, ModelSource, Models, DEFAULT_MODEL_URL};
 use sow_studio::weights::safetensors::{decode_f32, serialize_f32, SafetensorsHeader};
+use sow_studio::weights::{ConversionPolicy, Scheme};
 
 use crate::plan::{check_fits, make_plan, read_plan, GeminiChoice, PlannerChoice};
 use crate::progress::{bytes, LoadBars, ProgressBarObserver};
@@ -39,6 +40,12 @@ pub struct GenerateArgs {
     #[arg(long)]
     #[serde(skip)]
     pub cache_dir: Option<PathBuf>,
+    /// How the UNet's weights are kept on the device: q8 (8-bit blocks, under 1 GB for
+    /// SD-2.1), q4 (4-bit, smaller, less exact) or f32 (docs/quantization.md). Part of the
+    /// cache key: pull with the scheme you generate with.
+    #[arg(long, default_value_t = DEFAULT_UNET_SCHEME)]
+    #[serde(skip)]
+    pub scheme: Scheme,
     /// A visual condition's image (PNG, JPEG or WebP); repeat for several conditions.
     #[arg(long = "condition", value_name = "IMAGE")]
     #[serde(deserialize_with = "one_or_many")]
@@ -551,13 +558,19 @@ fn is_noise_index_below(name: &str, count: usize) -> bool {
         .is_some_and(|i| i < count)
 }
 
+/// The UNet's scheme when none is given: 8-bit, what keeps SD-2.1's UNet under 1 GB on the
+/// device (docs/quantization.md §2).
+pub const DEFAULT_UNET_SCHEME: Scheme = Scheme::Q8;
+
 /// Loads the model once on the chosen device, saying which it is, with a progress bar. `model`
 /// is a folder or a URL ([`ModelSource::parse`]); a URL's weights go through the cache at
-/// `cache_dir` (else the user's cache folder), so only the first load downloads them.
+/// `cache_dir` (else the user's cache folder), so only the first load downloads them. The UNet
+/// is kept on the device as `scheme` says, the rest in f32.
 pub fn load_models(
     model: &str,
     choice: DeviceChoice,
     cache_dir: Option<&Path>,
+    scheme: Scheme,
 ) -> Result<Models, String> {
     let source = ModelSource::parse(model).map_err(|e| e.to_string())?;
     let (device, description) = device::open(choice)?;
@@ -576,6 +589,7 @@ pub fn load_models(
         None
     };
     let options = LoadOptions {
+        policy: ConversionPolicy::unet(scheme),
         cache: cache.as_ref(),
         ..LoadOptions::default()
     };
@@ -691,6 +705,7 @@ pub fn run(args: &GenerateArgs) -> Result<(), String> {
         &resolved.model,
         args.device.unwrap_or(DeviceChoice::Auto),
         args.cache_dir.as_deref(),
+        args.scheme,
     )?;
     execute(
         &models,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sow_studio::device;
 use sow_studio::pipeline::{license_notice, pull, ModelSource, DEFAULT_MODEL_URL};
 use sow_studio::weights::cache::Cache;
-use sow_studio::weights::ConversionPolicy;
+use sow_studio::weights::{ConversionPolicy, Scheme};
 
 use crate::progress::{bytes, LoadBars};
 
@@ -25,6 +25,11 @@ pub struct PullArgs {
     /// The cache folder. Default: $XDG_CACHE_HOME/sow-studio, else ~/.cache/sow-studio.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// How the UNet's weights are kept on the device: q8 (8-bit blocks, under 1 GB for
+    /// SD-2.1), q4 (4-bit, smaller, less exact) or f32 (docs/quantization.md). Part of the
+    /// cache key: pull with the scheme you generate with.
+    #[arg(long, default_value_t = crate::generate::DEFAULT_UNET_SCHEME)]
+    scheme: Scheme,
 }
 
 /// The cache at `folder`, else the user's cache folder; `None` when there is neither.
@@ -52,7 +57,7 @@ pub fn run(args: &PullArgs) -> Result<(), String> {
     let pulled = pollster::block_on(pull(
         &source,
         &cache,
-        ConversionPolicy::default(),
+        ConversionPolicy::unet(args.scheme),
         &probe,
         &mut |event| bars.event(event),
     ));

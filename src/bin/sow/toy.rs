@@ -25,6 +25,11 @@ pub struct ToyArgs {
     /// ~/.cache/sow-studio.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// How the UNet's weights are kept on the device: q8 (8-bit blocks, under 1 GB for
+    /// SD-2.1), q4 (4-bit, smaller, less exact) or f32 (docs/quantization.md). Part of the
+    /// cache key: pull with the scheme you generate with.
+    #[arg(long, default_value_t = crate::generate::DEFAULT_UNET_SCHEME)]
+    scheme: sow_studio::weights::Scheme,
     /// The folder for the grids (`<variant>.png`), `toy.csv` and `toy.svg`.
     #[arg(long)]
     out: PathBuf,
@@ -94,7 +99,12 @@ pub fn run(args: &ToyArgs) -> Result<(), String> {
             args.size
         ));
     }
-    let models = load_models(&args.model, args.device, args.cache_dir.as_deref())?;
+    let models = load_models(
+        &args.model,
+        args.device,
+        args.cache_dir.as_deref(),
+        args.scheme,
+    )?;
     let mut printer = Printer {
         started: Instant::now(),
     };
