@@ -16,11 +16,16 @@ use burn::tensor::{Device, Tensor, TensorData};
 use model_server::{Fault, ModelServer};
 use serde_json::Value;
 use sow_studio::compare::relative_l2;
+use sow_studio::model::config::UNetConfig;
+use sow_studio::model::unet::UNet;
 use sow_studio::pipeline::{
     load_models, pull, LoadError, LoadEvent, LoadOptions, LoadReport, ModelSource, Models, Phase,
 };
 use sow_studio::weights::cache::Cache;
-use sow_studio::weights::{Component, ConversionPolicy, SafetensorsHeader, WeightError};
+use sow_studio::weights::{
+    resident_bytes, Component, ConversionPolicy, FileSource, Policy, SafetensorsHeader, Scheme,
+    TensorLoader, WeightError,
+};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd2");
 const UNET_FILE: &str = "unet/diffusion_pytorch_model.safetensors";
@@ -269,6 +274,80 @@ fn a_cold_load_from_a_url_fetches_each_file_once_and_a_warm_load_transfers_nothi
 
     pollster::block_on(cache.clear()).unwrap();
     assert!(pollster::block_on(cache.list()).unwrap().is_empty());
+}
+
+/// One UNet evaluation on a fixed input, read back.
+fn unet_output(unet: &UNet, device: &Device) -> Vec<f32> {
+    let config = UNetConfig::from_json(
+        "unet/config.json",
+        &std::fs::read_to_string(Path::new(TINY).join("unet/config.json")).unwrap(),
+    )
+    .unwrap();
+    let side = config.sample_size;
+    let ramp = |n: usize| {
+        (0..n)
+            .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+            .collect::<Vec<_>>()
+    };
+    let sample = Tensor::<4>::from_data(
+        TensorData::new(
+            ramp(config.in_channels * side * side),
+            [1, config.in_channels, side, side],
+        ),
+        device,
+    );
+    let context = Tensor::<3>::from_data(
+        TensorData::new(
+            ramp(77 * config.cross_attention_dim),
+            [1, 77, config.cross_attention_dim],
+        ),
+        device,
+    );
+    let out = unet.forward(sample, 501.0, context);
+    pollster::block_on(suite::read(out))
+}
+
+#[test]
+fn an_8_bit_unet_streams_caches_and_reloads_exactly_as_the_direct_loader_builds_it() {
+    let (_server, source) = serve();
+    let cache = Cache::in_folder(scratch("q8"));
+    let options = LoadOptions {
+        policy: ConversionPolicy::unet(Scheme::Q8),
+        cache: Some(&cache),
+        ..LoadOptions::default()
+    };
+    let cold = load_with(&source, &options);
+    let warm = load_with(&source, &options);
+    assert_eq!(warm.report().transferred, 0, "the q8 entry is reused");
+    // The same file through TensorLoader and materialize, no streaming, no cache.
+    let device = Device::flex();
+    let config = UNetConfig::from_json(
+        "unet/config.json",
+        &std::fs::read_to_string(Path::new(TINY).join("unet/config.json")).unwrap(),
+    )
+    .unwrap();
+    let file = FileSource::open(&Path::new(TINY).join(UNET_FILE)).unwrap();
+    let mut loader = TensorLoader::open(UNET_FILE, file, &device)
+        .unwrap()
+        .with_policy(Policy::new(Component::Unet, Scheme::Q8));
+    let direct = UNet::load(&config, &mut loader).unwrap();
+    let resident = resident_bytes(&warm.models().unet);
+    assert!(resident.quantized_params > 0, "the UNet is quantized");
+    assert_eq!(resident, resident_bytes(&direct));
+    let expected = unet_output(&direct, &device);
+    for (label, loaded) in [("cold", &cold), ("warm (from the cache)", &warm)] {
+        let models = loaded.models();
+        assert_eq!(resident_bytes(&models.text_encoder).quantized_params, 0);
+        assert_eq!(
+            unet_output(&models.unet, &models.device),
+            expected,
+            "{label} load"
+        );
+    }
+    // An f32 load is another cache entry: it downloads again and stays f32.
+    let f32 = load(&source, Some(&cache));
+    assert!(f32.report().transferred > 0);
+    assert_eq!(resident_bytes(&f32.models().unet).quantized_params, 0);
 }
 
 #[test]

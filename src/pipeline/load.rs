@@ -635,12 +635,12 @@ impl<'a, 'c> Session<'a, 'c> {
         if self.cache.is_none() {
             return;
         }
+        let policy = self.options.policy.policy(stream.component);
         for (index, name, info) in stream.plan.clone() {
             let Some(entry) = &mut self.cache else { return };
             match entry.tensor(stream.component, index, &name).await {
                 CachedTensor::Hit(data, record) => {
                     if let Some(prepared) = &mut stream.prepared {
-                        let policy = self.options.policy.policy(stream.component);
                         let device = prepared_device(prepared).clone();
                         match upload(&name, &info.shape, data, &policy, &device) {
                             Ok(weight) => prepared.insert(&name, &info.shape, weight),
