@@ -57,8 +57,8 @@ enum Command {
     Toy(toy::ToyArgs),
     /// Fetch a model into the cache (checked, converted, resumable) without running anything.
     Pull(pull::PullArgs),
-    /// One full-size UNet evaluation and one 512 px VAE decode on Vulkan with WebGPU's default
-    /// limits (random weights).
+    /// Full-size checks on Vulkan with WebGPU's default limits (random weights): one UNet
+    /// evaluation, the text encoder, a 512 px VAE encode and a decode.
     CheckLimits(checks::CheckLimitsArgs),
     /// Time full-size UNet evaluations (random weights).
     BenchUnet(checks::BenchUnetArgs),
