@@ -1,7 +1,8 @@
-//! The text encoder check: the whole browser path on a tiny random model. It starts WebGPU,
-//! fetches the fixture files the dev server copies to `tiny-sd2/`, builds the engine's
-//! [`TextConditioner`], encodes one prompt and shows the tokens, the shape and a few values,
-//! so they can be compared with the golden outputs (the page test does exactly that).
+//! The text encoder check on the Diagnostics page: the whole browser path for one component.
+//! It starts WebGPU, fetches the tokenizer and the text encoder from a model folder URL,
+//! builds the engine's [`TextConditioner`], encodes one prompt and shows the tokens, the shape
+//! and a few values, so they can be compared with a reference (the page test compares the
+//! tiny fixture model's with its golden outputs).
 
 use leptos::prelude::*;
 
@@ -11,10 +12,6 @@ use crate::tokenizer::PAD_ID;
 use super::device::webgpu_device;
 use super::fetch::{fetch_bytes, fetch_text};
 use super::{now_ms, yield_to_browser};
-
-/// Where the dev server serves the tiny model (Trunk's `copy-dir` of `tests/fixtures/tiny-sd2`).
-/// Relative, so that the page also works below a sub-path (a project page).
-const MODEL_BASE: &str = "tiny-sd2";
 
 /// The first prompt of `tests/fixtures/goldens/text_encoder.json`, so that the default run can
 /// be checked against the goldens by eye.
@@ -116,7 +113,11 @@ impl EncoderReport {
 }
 
 /// One run, start to end. `phase` reports progress; the error is the message the page shows.
-async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<EncoderReport, String> {
+async fn run_check(
+    model_base: String,
+    prompt: String,
+    phase: impl Fn(&'static str),
+) -> Result<EncoderReport, String> {
     let start = now_ms();
     let mut timings = Timings::default();
 
@@ -128,7 +129,8 @@ async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<Encod
 
     phase("fetching model files");
     let t = now_ms();
-    let url = |path: &str| format!("{MODEL_BASE}/{path}");
+    let base = model_base.trim().trim_end_matches('/');
+    let url = |path: &str| format!("{base}/{path}");
     let weights_url = url("text_encoder/model.fp16.safetensors");
     let vocab = fetch_text(&url("tokenizer/vocab.json"))
         .await
@@ -168,6 +170,7 @@ async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<Encod
 /// The panel: a prompt, a Run button, the status line and the result.
 #[component]
 pub fn EncoderPanel() -> impl IntoView {
+    let model_base = RwSignal::new(String::new());
     let prompt = RwSignal::new(DEFAULT_PROMPT.to_owned());
     let run_state = RwSignal::new(RunState::Idle);
     let report = RwSignal::new(None::<EncoderReport>);
@@ -178,12 +181,19 @@ pub fn EncoderPanel() -> impl IntoView {
         if busy() {
             return;
         }
+        let model_base = model_base.get_untracked();
+        if model_base.trim().is_empty() {
+            run_state.set(RunState::Failed(
+                "enter the URL of a model folder in the diffusers layout first".into(),
+            ));
+            return;
+        }
         report.set(None);
         run_state.set(RunState::Busy("starting"));
         let prompt = prompt.get_untracked();
         leptos::task::spawn_local(async move {
             let phase = move |p| run_state.set(RunState::Busy(p));
-            match run_check(prompt, phase).await {
+            match run_check(model_base, prompt, phase).await {
                 Ok(done) => {
                     report.set(Some(done));
                     run_state.set(RunState::Done);
@@ -200,28 +210,44 @@ pub fn EncoderPanel() -> impl IntoView {
         <section class="panel" aria-labelledby="encoder-title">
             <h2 id="encoder-title">"Text encoder check"</h2>
             <p class="hint">
-                "Runs the tokenizer and the CLIP text encoder of a tiny random SD-2-shaped model \
-                 on WebGPU, end to end through the engine."
+                "Runs the tokenizer and the CLIP text encoder of a model on WebGPU, end to end \
+                 through the engine, and shows the numbers, to compare with a reference \
+                 implementation."
             </p>
             <form
-                class="prompt-row"
+                class="stack"
                 on:submit=move |ev| {
                     ev.prevent_default();
                     run();
                 }
             >
-                <label for="prompt" class="visually-hidden">"Prompt"</label>
-                <input
-                    id="prompt"
-                    type="text"
-                    placeholder="a prompt"
-                    autocomplete="off"
-                    prop:value=move || prompt.get()
-                    on:input=move |ev| prompt.set(event_target_value(&ev))
-                />
-                <button id="run-encoder" type="submit" class="primary" disabled=busy>
-                    "Run"
-                </button>
+                <div class="field">
+                    <label for="encoder-model">"Model folder URL"</label>
+                    <input
+                        id="encoder-model"
+                        type="url"
+                        placeholder="https://…/stable-diffusion-2-1-base/"
+                        autocomplete="off"
+                        spellcheck="false"
+                        prop:value=move || model_base.get()
+                        on:input=move |ev| model_base.set(event_target_value(&ev))
+                    />
+                </div>
+                <div class="field">
+                    <label for="encoder-prompt">"Prompt to encode"</label>
+                    <div class="row">
+                        <input
+                            id="encoder-prompt"
+                            type="text"
+                            autocomplete="off"
+                            prop:value=move || prompt.get()
+                            on:input=move |ev| prompt.set(event_target_value(&ev))
+                        />
+                        <button id="run-encoder" type="submit" class="primary" disabled=busy>
+                            "Run check"
+                        </button>
+                    </div>
+                </div>
             </form>
             <p
                 id="encoder-status"
