@@ -20,6 +20,7 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT=900
 cargo test --release --locked --target wasm32-unknown-unknown --test web_goldens
+cargo test --release --locked --target wasm32-unknown-unknown --test web_weights
 
 step "page test: the app served, driven by Playwright"
 bash scripts/page-test.sh

@@ -86,7 +86,9 @@ impl std::str::FromStr for DeviceChoice {
             "cpu" => Ok(DeviceChoice::Cpu),
             "vulkan" => Ok(DeviceChoice::Vulkan),
             "gpu" => Ok(DeviceChoice::Gpu),
-            other => Err(format!("unknown device {other:?}: use auto, cpu, gpu or vulkan")),
+            other => Err(format!(
+                "unknown device {other:?}: use auto, cpu, gpu or vulkan"
+            )),
         }
     }
 }
@@ -115,7 +117,10 @@ pub fn open(choice: DeviceChoice) -> Result<(Device, String), String> {
                     .map_err(|e| format!("the GPU {name} could not be opened: {e}"))?;
                 Ok((device, format!("GPU: {name}")))
             }
-            None => Ok((cpu(), "CPU (burn's flex backend; no GPU adapter found)".to_string())),
+            None => Ok((
+                cpu(),
+                "CPU (burn's flex backend; no GPU adapter found)".to_string(),
+            )),
         },
     }
 }
@@ -125,14 +130,14 @@ fn gpu_adapter() -> Option<String> {
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
     descriptor.backends = wgpu::Backends::PRIMARY;
     let instance = wgpu::Instance::new(descriptor);
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        }))
-        .ok()?;
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }))
+    .ok()?;
     let info = adapter.get_info();
-    (info.device_type != wgpu::DeviceType::Cpu).then_some(format!("{} ({:?})", info.name, info.backend))
+    (info.device_type != wgpu::DeviceType::Cpu)
+        .then_some(format!("{} ({:?})", info.name, info.backend))
 }
 
 fn adapter_name(backends: wgpu::Backends) -> Option<String> {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use burn::tensor::{Device, Distribution, Tensor};
 use sow_studio::compare::relative_l2;
 use sow_studio::model::config::UNetConfig;
-use sow_studio::model::hook::{AttentionHook, Hooked, LayerInfo, Masks, RunInfo};
+use sow_studio::model::hook::{AttentionHook, Entries, LayerInfo, LogitsFn, Observed};
 use sow_studio::model::unet::UNet;
 use sow_studio::weights::{MemorySource, TensorLoader};
 
@@ -37,18 +37,29 @@ struct Recorder {
 }
 
 impl AttentionHook for Recorder {
-    fn observe(&self, layer: &LayerInfo, logits: &dyn Fn(Range<usize>) -> Tensor<4>) {
-        // Ask for the first query row only: the hook decides what it pays for.
-        let dims = logits(0..1).dims().to_vec();
+    fn observe(&self, layer: &LayerInfo, logits: &LogitsFn) -> Option<Observed> {
+        // Ask for the first query row only: the hook decides what it pays for. One batch
+        // entry costs one entry's matmul.
+        let dims = logits(Entries::All, 0..1).dims().to_vec();
+        let one = logits(Entries::One(1), 0..2).dims().to_vec();
+        assert_eq!(one, vec![1, layer.heads, 2, layer.tokens()]);
+        assert_eq!(layer.batch, 2);
         self.observed
             .borrow_mut()
             .push((layer.layer, layer.grid, layer.heads, dims));
-        assert_eq!(layer.run.branches, ["neg", "prompt"]);
-        assert_eq!(layer.run.cycle, Some(3));
-        assert!(layer.run.masks.at("condition", layer.grid).is_some());
+        // What observe computes reaches modify.
+        Some(Box::new(layer.layer))
     }
 
-    fn modify(&self, layer: &LayerInfo, rows: Range<usize>, logits: Tensor<4>) -> Tensor<4> {
+    fn modify(
+        &self,
+        layer: &LayerInfo,
+        observed: Option<&Observed>,
+        rows: Range<usize>,
+        logits: Tensor<4>,
+    ) -> Tensor<4> {
+        let from_observe = observed.and_then(|o| o.downcast_ref::<usize>());
+        assert_eq!(from_observe, Some(&layer.layer));
         self.modified_rows.borrow_mut().push((layer.layer, rows));
         match self.bias {
             None => logits,
@@ -65,16 +76,6 @@ impl AttentionHook for Recorder {
     }
 }
 
-fn run_info() -> RunInfo {
-    let mut masks = Masks::default();
-    masks.insert("condition", [16, 16], vec![1.0; 256]);
-    RunInfo {
-        branches: vec!["neg".to_string(), "prompt".to_string()],
-        cycle: Some(3),
-        masks,
-    }
-}
-
 #[test]
 fn the_hook_sees_every_self_attention_layer_and_a_no_op_hook_changes_nothing() {
     let device = Device::flex();
@@ -84,16 +85,7 @@ fn the_hook_sees_every_self_attention_layer_and_a_no_op_hook_changes_nothing() {
     let plain = unet.forward(sample.clone(), 501.0, context.clone());
 
     let recorder = Recorder::default();
-    let run = run_info();
-    let hooked = unet.forward_hooked(
-        sample.clone(),
-        501.0,
-        context.clone(),
-        Some(Hooked {
-            hook: &recorder,
-            run: &run,
-        }),
-    );
+    let hooked = unet.forward_hooked(sample.clone(), 501.0, context.clone(), Some(&recorder));
     let a = plain.into_data().try_to_vec::<f32>().unwrap();
     let b = hooked.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(
@@ -131,15 +123,7 @@ fn the_hook_sees_every_self_attention_layer_and_a_no_op_hook_changes_nothing() {
         bias: Some(5.0),
         ..Recorder::default()
     };
-    let changed = unet.forward_hooked(
-        sample,
-        501.0,
-        context,
-        Some(Hooked {
-            hook: &biased,
-            run: &run,
-        }),
-    );
+    let changed = unet.forward_hooked(sample, 501.0, context, Some(&biased));
     let c = changed.into_data().try_to_vec::<f32>().unwrap();
     assert!(
         relative_l2(&c, &a) > 1e-3,

@@ -26,7 +26,7 @@ fn vulkan() -> Device {
 }
 
 macro_rules! backend_suite {
-    ($backend:ident, $device:expr, $tolerance:expr, $cow_cases:expr) => {
+    ($backend:ident, $device:expr, $tolerance:expr, $cow_cases:expr, $toy_variants:expr) => {
         mod $backend {
             use super::*;
 
@@ -71,6 +71,16 @@ macro_rules! backend_suite {
             }
 
             #[test]
+            fn toy_experiment_matches_the_reference() {
+                let err = pollster::block_on(suite::check_toy(&$device, $tolerance, $toy_variants))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                println!(
+                    "{}: toy experiment worst relative L2 error {err:.3e}",
+                    stringify!($backend)
+                );
+            }
+
+            #[test]
             fn ddim_matches_diffusers() {
                 let err = pollster::block_on(suite::check_scheduler(&$device, $tolerance))
                     .unwrap_or_else(|e| panic!("{e}"));
@@ -83,8 +93,20 @@ macro_rules! backend_suite {
     };
 }
 
-backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL);
-backend_suite!(wgpu_vulkan, vulkan(), suite::GPU, suite::COW_GPU);
+backend_suite!(flex_cpu, flex(), suite::CPU, suite::COW_ALL, suite::TOY_ALL);
+backend_suite!(
+    wgpu_vulkan,
+    vulkan(),
+    suite::GPU,
+    suite::COW_GPU,
+    suite::TOY_GPU
+);
+
+#[test]
+fn sow_without_modulation_equals_cow_and_with_it_differs() {
+    let change = pollster::block_on(suite::check_sow(&flex())).unwrap_or_else(|e| panic!("{e}"));
+    println!("sow: the modulation moved the final latent by {change:.3e} (relative)");
+}
 
 #[test]
 fn noise_generator_matches_the_reference_bits() {

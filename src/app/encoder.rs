@@ -7,10 +7,11 @@
 use leptos::prelude::*;
 
 use crate::pipeline::conditioning::{EncodedPrompts, TextConditioner};
+use crate::pipeline::source::UrlSource;
+use crate::pipeline::{load_text_encoder, LoadOptions, ModelSource};
 use crate::tokenizer::PAD_ID;
 
 use super::device::webgpu_device;
-use super::fetch::{fetch_bytes, fetch_text};
 use super::{now_ms, yield_to_browser};
 
 /// The first prompt of `tests/fixtures/goldens/text_encoder.json`, so that the default run can
@@ -56,7 +57,6 @@ impl RunState {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Timings {
     device: f64,
-    fetch: f64,
     load: f64,
     encode: f64,
     total: f64,
@@ -127,31 +127,17 @@ async fn run_check(
     let device = webgpu_device().await?;
     timings.device = now_ms() - t;
 
-    phase("fetching model files");
-    let t = now_ms();
-    let base = model_base.trim().trim_end_matches('/');
-    let url = |path: &str| format!("{base}/{path}");
-    let weights_url = url("text_encoder/model.fp16.safetensors");
-    let vocab = fetch_text(&url("tokenizer/vocab.json"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let merges = fetch_text(&url("tokenizer/merges.txt"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let config = fetch_text(&url("text_encoder/config.json"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let weights = fetch_bytes(&weights_url).await.map_err(|e| e.to_string())?;
-    timings.fetch = now_ms() - t;
-
-    // Building the model is synchronous: let the status paint first.
+    // Tokenizer and configs, then the weights streamed tensor by tensor onto the device.
     phase("loading the text encoder");
     yield_to_browser().await;
     let t = now_ms();
-    let conditioner =
-        TextConditioner::from_bytes(&vocab, &merges, &config, &weights, &weights_url, &device)
+    let base = model_base.trim().trim_end_matches('/');
+    let source = ModelSource::Url(UrlSource::new(base));
+    let (tokenizer, encoder) =
+        load_text_encoder(&source, &device, &LoadOptions::default(), &mut |_| {})
+            .await
             .map_err(|e| format!("loading the text encoder failed: {e}"))?;
-    drop(weights);
+    let conditioner = TextConditioner::new(tokenizer, encoder, &device);
     timings.load = now_ms() - t;
 
     phase("encoding");
@@ -297,8 +283,8 @@ fn EncoderResult(report: EncoderReport) -> impl IntoView {
         .join("  ");
     let t = &report.timings;
     let time_text = format!(
-        "{:.0} ms  (WebGPU {:.0}, fetch {:.0}, load {:.0}, encode {:.0})",
-        t.total, t.device, t.fetch, t.load, t.encode
+        "{:.0} ms  (WebGPU {:.0}, stream and load {:.0}, encode {:.0})",
+        t.total, t.device, t.load, t.encode
     );
     view! {
         <dl class="facts result">

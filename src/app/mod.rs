@@ -11,7 +11,9 @@
 
 mod device;
 mod encoder;
-mod fetch;
+mod files;
+mod format;
+mod gemini;
 mod js;
 mod model;
 mod pages;

@@ -1,22 +1,19 @@
-//! The model the app runs: loaded on the Model page, used by the Studio and the Diagnostics
-//! check. The loaded networks live in a thread-local (they hold device tensors, which are not
-//! `Send`; wasm32 has one thread); the pages see a [`ModelStatus`] signal that describes them.
+//! The model the app runs: loaded on the Model page through the engine's streaming loader
+//! (docs/weights.md), used by the Studio, the Toy lab and the Diagnostics check. The loaded
+//! networks live in a thread-local (they hold device tensors, which are not `Send`; wasm32 has
+//! one thread); the pages see a [`ModelStatus`] signal that describes them.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use burn::tensor::Device;
+use crate::pipeline::{
+    load_models, LoadEvent, LoadOptions, LoadProgress, LoadReport, ModelSource, Models,
+    SourceInfo,
+};
+use crate::weights::cache::Cache;
+use crate::weights::Component;
 
-use crate::model::clip::ClipTextEncoder;
-use crate::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
-use crate::model::unet::UNet;
-use crate::model::vae::Vae;
-use crate::pipeline::{Models, SourceInfo};
-use crate::tokenizer::ClipTokenizer;
-use crate::weights::{MemorySource, TensorLoader};
-
-use super::fetch::{fetch_bytes, fetch_text, FetchError};
-use super::yield_to_browser;
+use super::device::webgpu_device;
 
 thread_local! {
     static LOADED: RefCell<Option<Rc<Models>>> = const { RefCell::new(None) };
@@ -39,7 +36,7 @@ pub enum ModelStatus {
     /// Nothing loaded, nothing loading.
     Empty,
     /// A load in progress.
-    Loading(LoadProgress),
+    Loading(LoadView),
     /// Loaded and ready for runs.
     Ready(ModelInfo),
     /// The last load failed; the message says why and what to do.
@@ -63,6 +60,36 @@ impl ModelStatus {
     }
 }
 
+/// A load in progress, as the Model page draws it: one row per component, in load order, and
+/// the notices (a cache problem, a retry) that did not stop it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadView {
+    /// The components started so far.
+    pub components: Vec<LoadProgress>,
+    /// Things worth knowing, in order.
+    pub notices: Vec<String>,
+}
+
+impl LoadView {
+    /// Takes in one event of the load.
+    pub fn apply(&mut self, event: LoadEvent) {
+        match event {
+            LoadEvent::Progress(progress) => {
+                match self
+                    .components
+                    .iter_mut()
+                    .find(|c| c.component == progress.component)
+                {
+                    Some(row) => *row = progress,
+                    None => self.components.push(progress),
+                }
+            }
+            LoadEvent::Notice(notice) => self.notices.push(notice),
+            LoadEvent::Finished(_) => {}
+        }
+    }
+}
+
 /// A loaded model, described.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
@@ -70,168 +97,89 @@ pub struct ModelInfo {
     pub source: SourceInfo,
     /// Whether it is SD-2.1-base's full architecture (else a smaller test model).
     pub full_size: bool,
-    /// Seconds the load took.
-    pub seconds: f64,
+    /// The load's totals: bytes transferred, from the cache, on the device.
+    pub report: LoadReport,
+    /// Notices the load gave.
+    pub notices: Vec<String>,
 }
 
-/// Where a load stands: one line per file, in load order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LoadProgress {
-    /// The files, with their state.
-    pub files: Vec<FileProgress>,
-}
-
-/// One file of a load.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FileProgress {
-    /// Its path in the model folder.
-    pub path: String,
-    /// Bytes received (known once the file is in).
-    pub bytes: Option<u64>,
-    /// Whether it is in (and, for weights, built).
-    pub done: bool,
-}
-
-/// What a load can fail on, in the words the Model page shows.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelLoadError {
-    /// A file could not be fetched.
-    #[error(
-        "{0}. Check the URL: it must be the folder that holds model_index.json, unet/, vae/, \
-         text_encoder/ and tokenizer/, on a server that allows this page to read it (CORS)."
-    )]
-    Fetch(#[from] FetchError),
-    /// A file is there but unusable.
-    #[error("{0}")]
-    Invalid(String),
-    /// No WebGPU device.
-    #[error("{0}")]
-    Device(String),
-}
-
-/// Loads the tokenizer, the text encoder, the UNet, the VAE and the scheduler config from a
-/// base URL in the diffusers layout, telling `progress` after each file. Also says whether the
-/// UNet has SD-2.1's full architecture.
-///
-/// Each weights file is fetched whole and built from memory: enough for small models, and the
-/// place where the streaming loader (one tensor at a time, cached) takes over.
-pub async fn load_from_url(
-    base: &str,
-    device: &Device,
-    progress: &mut dyn FnMut(LoadProgress),
-) -> Result<(Models, bool), ModelLoadError> {
-    let base = base.trim().trim_end_matches('/');
-    let url = |path: &str| format!("{base}/{path}");
-    let mut state = LoadProgress::default();
-    let invalid = |e: &dyn std::fmt::Display| ModelLoadError::Invalid(e.to_string());
-
-    let text = async |path: &str, state: &mut LoadProgress, progress: &mut dyn FnMut(LoadProgress)| {
-        let body = fetch_text(&url(path)).await?;
-        state.files.push(FileProgress {
-            path: path.to_string(),
-            bytes: Some(body.len() as u64),
-            done: true,
-        });
-        progress(state.clone());
-        Ok::<_, FetchError>(body)
-    };
-    let vocab = text("tokenizer/vocab.json", &mut state, progress).await?;
-    let merges = text("tokenizer/merges.txt", &mut state, progress).await?;
-    let tokenizer = ClipTokenizer::from_files(&vocab, &merges).map_err(|e| invalid(&e))?;
-    let text_config = TextEncoderConfig::from_json(
-        "text_encoder/config.json",
-        &text("text_encoder/config.json", &mut state, progress).await?,
-    )
-    .map_err(|e| invalid(&e))?;
-    let unet_config = UNetConfig::from_json(
-        "unet/config.json",
-        &text("unet/config.json", &mut state, progress).await?,
-    )
-    .map_err(|e| invalid(&e))?;
-    let vae_config = VaeConfig::from_json(
-        "vae/config.json",
-        &text("vae/config.json", &mut state, progress).await?,
-    )
-    .map_err(|e| invalid(&e))?;
-    let scheduler = SchedulerConfig::from_json(
-        "scheduler/scheduler_config.json",
-        &text("scheduler/scheduler_config.json", &mut state, progress).await?,
-    )
-    .map_err(|e| invalid(&e))?;
-
-    let text_encoder = {
-        let (label, bytes) = weights(&url, "text_encoder", "model", &mut state, progress).await?;
-        let mut loader =
-            TensorLoader::open(&label, MemorySource(&bytes), device).map_err(|e| invalid(&e))?;
-        ClipTextEncoder::load(&text_config, &mut loader).map_err(|e| invalid(&e))?
-    };
-    finish_file(&mut state, progress).await;
-    let unet = {
-        let (label, bytes) =
-            weights(&url, "unet", "diffusion_pytorch_model", &mut state, progress).await?;
-        let mut loader =
-            TensorLoader::open(&label, MemorySource(&bytes), device).map_err(|e| invalid(&e))?;
-        UNet::load(&unet_config, &mut loader).map_err(|e| invalid(&e))?
-    };
-    finish_file(&mut state, progress).await;
-    let vae = {
-        let (label, bytes) =
-            weights(&url, "vae", "diffusion_pytorch_model", &mut state, progress).await?;
-        let mut loader =
-            TensorLoader::open(&label, MemorySource(&bytes), device).map_err(|e| invalid(&e))?;
-        Vae::load(&vae_config, &mut loader).map_err(|e| invalid(&e))?
-    };
-    finish_file(&mut state, progress).await;
-
-    let full_size = unet_config.block_out_channels == UNetConfig::sd21().block_out_channels;
-    let models = Models {
-        tokenizer,
-        text_encoder,
-        unet,
-        vae,
-        scheduler,
-        device: device.clone(),
-        source: SourceInfo {
-            label: base.to_string(),
-            revision: None,
-        },
-    };
-    Ok((models, full_size))
-}
-
-/// Fetches a component's weights, the fp16 variant first (half the bytes), else the f32 file.
-async fn weights(
-    url: &impl Fn(&str) -> String,
-    component: &str,
-    stem: &str,
-    state: &mut LoadProgress,
-    progress: &mut dyn FnMut(LoadProgress),
-) -> Result<(String, Vec<u8>), FetchError> {
-    let fp16 = url(&format!("{component}/{stem}.fp16.safetensors"));
-    let (path, bytes) = match fetch_bytes(&fp16).await {
-        Ok(bytes) => (format!("{component}/{stem}.fp16.safetensors"), bytes),
-        Err(e) if e.reason.starts_with("HTTP 404") => {
-            let path = format!("{component}/{stem}.safetensors");
-            (path.clone(), fetch_bytes(&url(&path)).await?)
-        }
-        Err(e) => return Err(e),
-    };
-    state.files.push(FileProgress {
-        path: path.clone(),
-        bytes: Some(bytes.len() as u64),
-        done: false,
-    });
-    progress(state.clone());
-    // Building is synchronous: let the progress paint first.
-    yield_to_browser().await;
-    Ok((path, bytes))
-}
-
-/// Marks the last file built.
-async fn finish_file(state: &mut LoadProgress, progress: &mut dyn FnMut(LoadProgress)) {
-    if let Some(last) = state.files.last_mut() {
-        last.done = true;
+impl ModelInfo {
+    /// Bytes the networks take on the device.
+    pub fn device_bytes(&self) -> u64 {
+        self.report.device_bytes.values().sum()
     }
-    progress(state.clone());
-    yield_to_browser().await;
+}
+
+/// SD-2.1-base's UNet is 866 M parameters: anything over a gigabyte on the device is the full
+/// architecture, and the fixture models are a few megabytes.
+const FULL_SIZE_UNET_BYTES: u64 = 1_000_000_000;
+
+/// Loads every component from `source` onto the page's WebGPU device, through the browser's
+/// cache for downloaded sources (docs/weights.md#cache), telling `progress` as it goes.
+pub async fn load(
+    source: &ModelSource,
+    progress: &mut dyn FnMut(LoadEvent),
+) -> Result<(Models, ModelInfo), String> {
+    let device = webgpu_device().await?;
+    let mut notices = Vec::new();
+    let cache = if source.is_remote() {
+        match Cache::in_browser().await {
+            Ok((cache, note)) => {
+                notices.extend(note);
+                Some(cache)
+            }
+            Err(e) => {
+                notices.push(format!("loading without the cache: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let options = LoadOptions {
+        cache: cache.as_ref(),
+        ..LoadOptions::default()
+    };
+    for notice in &notices {
+        progress(LoadEvent::Notice(notice.clone()));
+    }
+    let mut report = LoadReport::default();
+    let models = load_models(source, &device, &options, &mut |event| {
+        if let LoadEvent::Finished(totals) = &event {
+            report = totals.clone();
+        }
+        progress(event);
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let full_size = report
+        .device_bytes
+        .get(&Component::Unet)
+        .is_some_and(|&b| b > FULL_SIZE_UNET_BYTES);
+    let info = ModelInfo {
+        source: models.source.clone(),
+        full_size,
+        report,
+        notices,
+    };
+    Ok((models, info))
+}
+
+/// What the browser's weights cache holds: (entry label, bytes, complete) per entry.
+pub async fn cached_entries() -> Result<Vec<(String, u64, bool)>, String> {
+    let (cache, _) = Cache::in_browser().await.map_err(|e| e.to_string())?;
+    let entries = cache.list().await.map_err(|e| e.to_string())?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let label = entry.key.map_or(entry.id, |key| key.source);
+            (label, entry.bytes, entry.complete)
+        })
+        .collect())
+}
+
+/// Empties the browser's weights cache.
+pub async fn clear_cache() -> Result<(), String> {
+    let (cache, _) = Cache::in_browser().await.map_err(|e| e.to_string())?;
+    cache.clear().await.map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 
 use leptos::prelude::*;
 
+use super::gemini::GeminiConfig;
 use super::model::ModelStatus;
 use super::shell::Page;
 use super::webgpu::{probe_webgpu, GpuProbe};
@@ -20,6 +21,8 @@ pub struct AppState {
     /// The GPU job in flight (a load, a run, a check), in words: one at a time, since they
     /// share the device and its memory.
     pub gpu_job: RwSignal<Option<&'static str>>,
+    /// The Gemini planner's key and model (Settings).
+    pub gemini: RwSignal<GeminiConfig>,
 }
 
 impl AppState {
@@ -30,6 +33,7 @@ impl AppState {
             gpu: RwSignal::new(GpuProbe::Checking),
             model: RwSignal::new(ModelStatus::Empty),
             gpu_job: RwSignal::new(None),
+            gemini: RwSignal::new(GeminiConfig::at_start()),
         }
     }
 

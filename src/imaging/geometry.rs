@@ -302,7 +302,10 @@ mod tests {
             h: 600,
         };
         let clipped = rect.clip(64).unwrap();
-        assert_eq!((clipped.x, clipped.y, clipped.w, clipped.h), (0, 16, 16, 48));
+        assert_eq!(
+            (clipped.x, clipped.y, clipped.w, clipped.h),
+            (0, 16, 16, 48)
+        );
         let m = GridMask::from_rect(&clipped, 64, 8);
         assert_eq!(m.count(), 2 * 6);
         let mut other = GridMask::new(8, 8);
@@ -313,8 +316,19 @@ mod tests {
         let up = m.resample(16, 16);
         assert_eq!(up.count(), 4 * m.count());
         let mut big = GridMask::new(4, 4);
-        big.place(&GridMask::from_cells(2, 2, vec![true, false, true, true]).unwrap(), 3, 3);
+        big.place(
+            &GridMask::from_cells(2, 2, vec![true, false, true, true]).unwrap(),
+            3,
+            3,
+        );
         assert_eq!(big.count(), 1);
-        assert!(PixelRect { x: 70, y: 0, w: 5, h: 5 }.clip(64).is_none());
+        assert!(PixelRect {
+            x: 70,
+            y: 0,
+            w: 5,
+            h: 5
+        }
+        .clip(64)
+        .is_none());
     }
 }

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::{activation, Tensor};
 
 use super::budget;
-use super::hook::{AttentionHook, LayerInfo};
+use super::hook::{AttentionHook, Entries, LayerInfo};
 use super::layers::Linear;
 use crate::weights::{WeightError, WeightSource};
 
@@ -31,6 +31,9 @@ pub fn chunked_attention(
     chunked_attention_hooked(q, k, v, scale, budget_bytes, None)
 }
 
+/// A hook and what the layer tells it.
+pub type LayerHook<'a> = (&'a dyn AttentionHook, LayerInfo);
+
 /// [`chunked_attention`] with an optional hook: it first observes unmodified logits, then
 /// modifies each chunk's logits before the softmax (docs/method.md §3.2).
 pub fn chunked_attention_hooked(
@@ -39,28 +42,48 @@ pub fn chunked_attention_hooked(
     v: Tensor<4>,
     scale: f64,
     budget_bytes: usize,
-    hook: Option<(&dyn AttentionHook, &LayerInfo)>,
+    hook: Option<LayerHook>,
 ) -> Tensor<4> {
     let [batch, heads, queries, _] = q.dims();
     let keys = k.dims()[2];
     let rows = rows_per_chunk(batch * heads * keys * 4, budget_bytes).min(queries);
     let k_t = k.swap_dims(2, 3);
-    let logits = |range: Range<usize>| {
+    let logits = |entries: Entries, range: Range<usize>| {
+        let q = match entries {
+            Entries::All => q.clone(),
+            Entries::One(i) => q.clone().narrow(0, i, 1),
+        };
+        let k_t = match entries {
+            Entries::All => k_t.clone(),
+            Entries::One(i) => k_t.clone().narrow(0, i, 1),
+        };
         let logits = q
-            .clone()
             .narrow(2, range.start, range.len())
-            .matmul(k_t.clone())
+            .matmul(k_t)
             .mul_scalar(scale);
         budget::note(&logits.dims());
         logits
     };
-    if let Some((hook, layer)) = hook {
-        hook.observe(layer, &logits);
-    }
+    let observed = hook.and_then(|(hook, layer)| {
+        hook.observe(&layer, &|entries: Entries, range: Range<usize>| {
+            let count = match entries {
+                Entries::All => batch,
+                Entries::One(_) => 1,
+            };
+            assert!(
+                range.len() <= layer.rows_per_request(count),
+                "a hook asked for {} logit rows of layer {}, over the budget of {}",
+                range.len(),
+                layer.layer,
+                layer.rows_per_request(count)
+            );
+            logits(entries, range)
+        })
+    });
     let attend = |range: Range<usize>| {
-        let chunk = logits(range.clone());
+        let chunk = logits(Entries::All, range.clone());
         let chunk = match hook {
-            Some((hook, layer)) => hook.modify(layer, range, chunk),
+            Some((hook, layer)) => hook.modify(&layer, observed.as_ref(), range, chunk),
             None => chunk,
         };
         activation::softmax(chunk, 3).matmul(v.clone())
@@ -145,12 +168,17 @@ impl Attention {
         self.forward_hooked(x, context, None)
     }
 
+    /// The byte budget of one logits chunk.
+    pub fn budget(&self) -> usize {
+        self.budget_bytes
+    }
+
     /// [`Attention::forward`] with an optional hook on the logits.
     pub fn forward_hooked(
         &self,
         x: Tensor<3>,
         context: Option<Tensor<3>>,
-        hook: Option<(&dyn AttentionHook, &LayerInfo)>,
+        hook: Option<LayerHook>,
     ) -> Tensor<3> {
         let [batch, tokens, dim] = x.dims();
         let width = dim / self.heads;

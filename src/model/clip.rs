@@ -112,31 +112,38 @@ pub struct ClipTextEncoder {
 }
 
 impl ClipTextEncoder {
-    /// Loads the encoder from a `text_encoder/model*.safetensors` file in transformers' naming
-    /// (`text_model.…`); fails on any missing, misshapen or unexpected tensor.
+    /// Loads the encoder from a `text_encoder/model*.safetensors` file in either of
+    /// transformers' namings: with the `text_model.` prefix (transformers 4.x, and the
+    /// published SD-2.1 files) or without it (transformers 5); fails on any missing,
+    /// misshapen or unexpected tensor.
     pub fn load<L: WeightSource>(
         config: &TextEncoderConfig,
         loader: &mut L,
     ) -> Result<Self, WeightError> {
         let (d, eps) = (config.hidden_size, config.layer_norm_eps);
+        // The prefix of every name: absent only where the unprefixed token embedding exists,
+        // so that a file with neither is reported under the published (prefixed) names.
+        let root = if loader.contains("embeddings.token_embedding.weight") {
+            ""
+        } else {
+            "text_model."
+        };
         let token_embedding = Embedding::load(
             loader,
-            "text_model.embeddings.token_embedding",
+            &format!("{root}embeddings.token_embedding"),
             config.vocab_size,
             d,
         )?;
         let position_embedding = Embedding::load(
             loader,
-            "text_model.embeddings.position_embedding",
+            &format!("{root}embeddings.position_embedding"),
             config.max_position_embeddings,
             d,
         )?;
         let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                ClipEncoderLayer::load(loader, &format!("text_model.encoder.layers.{i}"), config)
-            })
+            .map(|i| ClipEncoderLayer::load(loader, &format!("{root}encoder.layers.{i}"), config))
             .collect::<Result<Vec<_>, _>>()?;
-        let final_layer_norm = LayerNorm::load(loader, "text_model.final_layer_norm", d, eps)?;
+        let final_layer_norm = LayerNorm::load(loader, &format!("{root}final_layer_norm"), d, eps)?;
         // Older exports also store the position-id buffer, which is just 0..77.
         loader.finish(&["embeddings.position_ids"])?;
         Ok(ClipTextEncoder {

@@ -7,7 +7,7 @@ use burn::tensor::{activation, Tensor};
 
 use super::attention::{rows_per_chunk, Attention, DEFAULT_BUDGET_BYTES};
 use super::budget;
-use super::hook::{Hooked, LayerInfo};
+use super::hook::{AttentionHook, LayerInfo};
 use super::layers::{from_tokens, to_tokens, GroupNorm, LayerNorm, Linear};
 use crate::weights::{WeightError, WeightSource};
 
@@ -103,15 +103,18 @@ impl TransformerBlock {
         x: Tensor<3>,
         context: &Tensor<3>,
         grid: [usize; 2],
-        hooked: Option<Hooked>,
+        hook: Option<&dyn AttentionHook>,
     ) -> Tensor<3> {
-        let info = hooked.map(|h| LayerInfo {
-            layer: self.layer,
-            grid,
-            heads: self.attn1.heads(),
-            run: h.run,
+        let hook = hook.map(|hook| {
+            let info = LayerInfo {
+                layer: self.layer,
+                grid,
+                heads: self.attn1.heads(),
+                batch: x.dims()[0],
+                budget_bytes: self.attn1.budget(),
+            };
+            (hook, info)
         });
-        let hook = hooked.zip(info.as_ref()).map(|(h, info)| (h.hook, info));
         let x = self
             .attn1
             .forward_hooked(self.norm1.forward(x.clone()), None, hook)
@@ -179,15 +182,28 @@ impl SpatialTransformer {
         })
     }
 
+    /// Sets the byte budget of every attention logits chunk in this transformer.
+    pub fn set_attention_budget(&mut self, bytes: usize) {
+        for block in &mut self.blocks {
+            block.attn1.set_budget(bytes);
+            block.attn2.set_budget(bytes);
+        }
+    }
+
     /// `x: [batch, c, h, w]`, `context: [batch, tokens, context_dim]` `-> [batch, c, h, w]`,
     /// with an optional hook on the self-attention logits.
-    pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>, hooked: Option<Hooked>) -> Tensor<4> {
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        context: &Tensor<3>,
+        hook: Option<&dyn AttentionHook>,
+    ) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let mut t = self
             .proj_in
             .forward(to_tokens(self.norm.forward(x.clone())));
         for block in &self.blocks {
-            t = block.forward(t, context, [h, w], hooked);
+            t = block.forward(t, context, [h, w], hook);
         }
         from_tokens(self.proj_out.forward(t), [h, w]) + x
     }

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::{activation, Device, Tensor, TensorData};
 
 use super::config::UNetConfig;
-use super::hook::Hooked;
+use super::hook::AttentionHook;
 use super::layers::{Conv2d, GroupNorm, Linear};
 use super::resnet::{ResnetBlock, ResnetShape};
 use super::sampling::{Downsample, Upsample};
@@ -194,6 +194,19 @@ impl UNet {
         })
     }
 
+    /// Sets the byte budget of every attention logits chunk (WebGPU's 128 MiB binding by
+    /// default): smaller budgets mean more, smaller chunks.
+    pub fn set_attention_budget(&mut self, bytes: usize) {
+        let down = self.down.iter_mut().flat_map(|b| b.attentions.iter_mut());
+        let up = self.up.iter_mut().flat_map(|b| b.attentions.iter_mut());
+        for attention in down
+            .chain(std::iter::once(&mut self.mid_attention))
+            .chain(up)
+        {
+            attention.set_attention_budget(bytes);
+        }
+    }
+
     /// The timestep embedding `[batch, 4·c0]`: sinusoidal features, then the two-layer MLP.
     fn time_embedding(&self, timestep: f64, batch: usize, device: &Device) -> Tensor<2> {
         let features = timestep_features(
@@ -224,7 +237,7 @@ impl UNet {
         sample: Tensor<4>,
         timestep: f64,
         context: Tensor<3>,
-        hooked: Option<Hooked>,
+        hook: Option<&dyn AttentionHook>,
     ) -> Tensor<4> {
         let batch = sample.dims()[0];
         let temb = self.time_embedding(timestep, batch, &sample.device());
@@ -236,7 +249,7 @@ impl UNet {
             for (j, resnet) in block.resnets.iter().enumerate() {
                 h = resnet.forward(h, temb);
                 if let Some(attention) = block.attentions.get(j) {
-                    h = attention.forward(h, &context, hooked);
+                    h = attention.forward(h, &context, hook);
                 }
                 skips.push(h.clone());
             }
@@ -247,7 +260,7 @@ impl UNet {
         }
 
         h = self.mid_resnet_1.forward(h, temb);
-        h = self.mid_attention.forward(h, &context, hooked);
+        h = self.mid_attention.forward(h, &context, hook);
         h = self.mid_resnet_2.forward(h, temb);
 
         for block in &self.up {
@@ -255,7 +268,7 @@ impl UNet {
                 let skip = skips.pop().expect("one skip per up-block ResNet");
                 h = resnet.forward(Tensor::cat(vec![h, skip], 1), temb);
                 if let Some(attention) = block.attentions.get(j) {
-                    h = attention.forward(h, &context, hooked);
+                    h = attention.forward(h, &context, hook);
                 }
             }
             if let Some(up) = &block.upsampler {

@@ -8,33 +8,15 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use crate::model::clip::ClipTextEncoder;
-use crate::model::config::{ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+use crate::model::config::{
+    ConfigError, SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig,
+};
 use crate::model::unet::UNet;
 use crate::model::vae::Vae;
-use crate::tokenizer::{ClipTokenizer, TokenizerError};
-use crate::weights::{find_weights_file, FileSource, TensorLoader, WeightError};
+use crate::tokenizer::ClipTokenizer;
+use crate::weights::{find_weights_file, FileSource, TensorLoader};
 
-/// Anything that stops a component from loading.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// A config file is unusable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A weights file is missing or bad.
-    #[error(transparent)]
-    Weights(#[from] WeightError),
-    /// The tokenizer files are bad.
-    #[error(transparent)]
-    Tokenizer(#[from] TokenizerError),
-    /// A file could not be read.
-    #[error("{path}: {detail}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The OS error.
-        detail: String,
-    },
-}
+pub use super::LoadError;
 
 /// A diffusers-layout folder, e.g. a local copy of stable-diffusion-2-1-base.
 #[derive(Clone, Debug)]

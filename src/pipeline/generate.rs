@@ -7,22 +7,11 @@ use burn::tensor::{Tensor, TensorData};
 use super::Models;
 use crate::diffusion::sow::noise::{Draws, NoiseSource};
 use crate::diffusion::sow::presets::RunOptions;
-use crate::diffusion::sow::run::{ConditionInput, CowRun, CycleHook, RunError, Stage, TextConditions};
-use crate::imaging::{rgb_to_tensor, GridMask, SquareBox};
+use crate::diffusion::sow::run::{
+    ConditionInput, CowRun, CycleHook, RunError, Stage, TextConditions,
+};
+use crate::imaging::{compose_canvas, rgb_to_tensor, ConditionError, PreparedCondition};
 use crate::model::clip::EncodeError;
-
-/// One visual condition as pixels: the crop at its box's size and what of it to keep.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PreparedCondition {
-    /// Where it sits on the canvas.
-    pub placement: SquareBox,
-    /// The crop, `side × side` interleaved RGB: condition pixels, gray (128) elsewhere.
-    pub crop_rgb: Vec<u8>,
-    /// Per pixel of the crop, whether it belongs to the condition.
-    pub keep_pixels: Vec<bool>,
-    /// The latent crop mask (side/8 × side/8), nearest-downsampled from `keep_pixels`.
-    pub keep_latent: GridMask,
-}
 
 /// Everything a run needs besides the models.
 #[derive(Clone, Debug)]
@@ -116,14 +105,12 @@ pub enum GenerateError {
     /// A prompt could not be encoded.
     #[error("encoding the prompts failed: {0}")]
     Encode(#[from] EncodeError),
-    /// A condition's pixels do not match its box.
-    #[error("condition {index}: {detail}")]
-    Condition {
-        /// Which condition (1-based).
-        index: usize,
-        /// What is wrong.
-        detail: String,
-    },
+    /// A condition does not fit its box or the canvas.
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+    /// The attention modulation's strengths are out of range.
+    #[error(transparent)]
+    Attention(#[from] crate::diffusion::sow::dam::DamOptionsError),
     /// The observer cancelled.
     #[error("cancelled after {unet_calls} of {unet_total} UNet evaluations")]
     Cancelled {
@@ -150,7 +137,7 @@ pub async fn generate<O: RunObserver>(
     options.validate().map_err(RunError::from)?;
     let texts = encode_prompts(models, &job.prompt, options)?;
     let canvas = compose_canvas(options.canvas, &job.conditions)?;
-    let canvas = rgb_to_tensor(&canvas, options.canvas, options.canvas, device)
+    let canvas = rgb_to_tensor(&canvas.rgb, options.canvas, options.canvas, device)
         .expect("the canvas has canvas² pixels");
     let inputs = job
         .conditions
@@ -182,6 +169,7 @@ pub async fn generate<O: RunObserver>(
     }
     while !run.is_done() {
         let progress = run.step()?;
+        super::pace::settle(progress.latent.as_ref()).await;
         let report = StepReport {
             description: progress.next.describe(run.options()),
             completed: progress.completed,
@@ -241,42 +229,6 @@ pub fn encode_prompts(
         background_subject: row(3),
         background_quality: row(4),
     })
-}
-
-/// The gray canvas with every condition's kept pixels pasted at its box, in list order
-/// (docs/method.md §2.1, §2.10c).
-pub fn compose_canvas(
-    canvas: usize,
-    conditions: &[PreparedCondition],
-) -> Result<Vec<u8>, GenerateError> {
-    let mut rgb = vec![128u8; canvas * canvas * 3];
-    for (i, c) in conditions.iter().enumerate() {
-        let side = c.placement.side;
-        let fail = |detail: String| GenerateError::Condition {
-            index: i + 1,
-            detail,
-        };
-        if c.crop_rgb.len() != side * side * 3 || c.keep_pixels.len() != side * side {
-            return Err(fail(format!(
-                "{} RGB bytes and {} mask pixels for a {side}×{side} box",
-                c.crop_rgb.len(),
-                c.keep_pixels.len()
-            )));
-        }
-        c.placement
-            .validate(canvas)
-            .map_err(|e| fail(e.to_string()))?;
-        for y in 0..side {
-            for x in 0..side {
-                if c.keep_pixels[y * side + x] {
-                    let from = (y * side + x) * 3;
-                    let to = ((c.placement.y + y) * canvas + c.placement.x + x) * 3;
-                    rgb[to..to + 3].copy_from_slice(&c.crop_rgb[from..from + 3]);
-                }
-            }
-        }
-    }
-    Ok(rgb)
 }
 
 async fn read_back(name: String, tensor: Tensor<4>) -> Result<HostTensor, GenerateError> {

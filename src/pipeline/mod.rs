@@ -3,10 +3,22 @@
 //! below know nothing of runs; the app above never does tensor math.
 
 pub mod conditioning;
-pub mod generate;
+pub mod conditions;
+mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
+pub mod generate;
+pub mod load;
 pub mod models;
+pub mod pace;
 pub mod params;
+pub mod progress;
+pub mod source;
+pub mod sow;
+pub mod toy;
 
+pub use error::LoadError;
+pub use load::{load_models, load_text_encoder, pull, LoadOptions, PullReport};
 pub use models::{Models, SourceInfo};
+pub use progress::{render_line, LoadEvent, LoadProgress, LoadReport, Phase};
+pub use source::{license_notice, ModelSource, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL};

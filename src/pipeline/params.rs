@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SourceInfo;
+use crate::diffusion::sow::dam::DamOptions;
+use crate::diffusion::sow::planner::Plan;
 use crate::diffusion::sow::RunOptions;
+use crate::imaging::png::{encode_rgb_png_with_text, find_png_text, PngError};
 use crate::imaging::SquareBox;
 
 /// The PNG text chunk key of the parameters.
@@ -61,6 +64,12 @@ pub struct ImageParameters {
     pub conditions: Vec<ConditionRecord>,
     /// Every option of the run.
     pub options: RunOptions,
+    /// SOW: the plan the run used (prompt, boxes, related regions, where it came from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// SOW: the attention modulation's options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<DamOptions>,
 }
 
 impl ImageParameters {
@@ -83,6 +92,8 @@ impl ImageParameters {
             noise_sha256: None,
             conditions,
             options,
+            plan: None,
+            attention: None,
         }
     }
 
@@ -104,6 +115,20 @@ impl ImageParameters {
     }
 }
 
+/// An image as a PNG with its parameters in an iTXt chunk under [`PARAMETERS_KEY`], so that
+/// the file alone reproduces it (`sow generate --params-from`, the app's "open").
+pub fn to_png(rgb: &[u8], side: usize, params: &ImageParameters) -> Result<Vec<u8>, PngError> {
+    encode_rgb_png_with_text(rgb, side, side, &[(PARAMETERS_KEY, &params.to_json())])
+}
+
+/// The parameters a PNG carries.
+pub fn from_png(bytes: &[u8]) -> Result<ImageParameters, ParamsError> {
+    let text = find_png_text(bytes, PARAMETERS_KEY)
+        .map_err(|e| ParamsError::Png(e.to_string()))?
+        .ok_or(ParamsError::Missing)?;
+    ImageParameters::from_json(&text)
+}
+
 /// Parameters that cannot be read back.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
@@ -113,6 +138,9 @@ pub enum ParamsError {
     /// Another format version.
     #[error("the image's parameters are in format {0:?}; this build reads {FORMAT:?}")]
     Format(String),
+    /// The file is not a readable PNG.
+    #[error("{0}")]
+    Png(String),
     /// The PNG has no parameters chunk.
     #[error("the image carries no SOW Studio parameters (no {PARAMETERS_KEY:?} text chunk)")]
     Missing,
@@ -165,5 +193,11 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        let rgb: Vec<u8> = (0..8 * 8 * 3).map(|i| i as u8).collect();
+        let png = to_png(&rgb, 8, &params).unwrap();
+        assert_eq!(from_png(&png), Ok(params));
+        let bare = crate::imaging::png::encode_rgb_png(&rgb, 8, 8).unwrap();
+        assert_eq!(from_png(&bare), Err(ParamsError::Missing));
+        assert!(matches!(from_png(b"GIF89a"), Err(ParamsError::Png(_))));
     }
 }

@@ -1,11 +1,28 @@
 //! Weights: safetensors files in the diffusers layout, read tensor by tensor into burn tensors
 //! with exact name and shape checks.
 //!
-//! A model is built by asking a [`TensorLoader`] for each tensor by its diffusers name and the
-//! shape the config implies; at the end [`TensorLoader::finish`] rejects any tensor the model
+//! A model is built by asking a [`WeightSource`] for each tensor by its diffusers name and the
+//! shape the config implies; at the end [`WeightSource::finish`] rejects any tensor the model
 //! did not ask for. Every failure is a [`WeightError`] naming the file and the tensor, and a
 //! builder that fails returns no model at all: there is never a half-loaded model.
+//!
+//! Sources of tensors:
+//! - [`TensorLoader`]: random access to one file (memory, or a file on disk), synchronous.
+//! - [`PreparedWeights`]: tensors already on the device, streamed in by the pipeline
+//!   (`crate::pipeline::load`) from a folder, a URL, picked files or the [`cache`].
+//! - [`HeaderCheck`]: a file's header alone, to check it against a model before its body is
+//!   fetched.
+//! - [`RandomWeights`]: seeded random values for the full-size architecture.
+//!
+//! Every tensor passes through [`materialize`] (host bytes to device) on the way in.
 
+pub mod cache;
+mod check;
+mod component;
+pub mod materialize;
+mod prepared;
+mod random;
+pub mod reader;
 pub mod safetensors;
 mod source;
 
@@ -13,6 +30,11 @@ use std::collections::BTreeSet;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+pub use check::HeaderCheck;
+pub use component::Component;
+pub use materialize::{materialize, ConversionPolicy, DeviceTensor, Scheme};
+pub use prepared::PreparedWeights;
+pub use random::RandomWeights;
 pub use safetensors::{Dtype, SafetensorsHeader, TensorInfo};
 #[cfg(not(target_arch = "wasm32"))]
 pub use source::{find_weights_file, FileSource};
@@ -107,11 +129,27 @@ pub enum WeightError {
         /// The names tried.
         candidates: String,
     },
+    /// The bytes are not a safetensors file at all (a web page, an error message).
+    #[error("{file} is not a safetensors file: {detail}")]
+    NotSafetensors {
+        /// File label.
+        file: String,
+        /// What was found instead, and what to check.
+        detail: String,
+    },
+    /// A tensor could not be converted to the form the device keeps.
+    #[error("{file}: tensor {name:?} cannot be converted: {detail}")]
+    Conversion {
+        /// File label.
+        file: String,
+        /// Tensor name.
+        name: String,
+        /// Why.
+        detail: String,
+    },
 }
 
-/// Where a model's builder gets its tensors, by diffusers name and expected shape: a
-/// safetensors file ([`TensorLoader`]) or, for tests and benchmarks of the full-size
-/// architecture without its weights, seeded random values ([`RandomWeights`]).
+/// Where a model's builder gets its tensors, by diffusers name and expected shape.
 pub trait WeightSource {
     /// The device tensors are created on.
     fn device(&self) -> &Device;
@@ -119,42 +157,88 @@ pub trait WeightSource {
     /// Whether a tensor of this name exists (for parts whose naming changed across releases).
     fn contains(&self, name: &str) -> bool;
 
-    /// One tensor's values as f32 on the host, checked against the expected shape.
-    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError>;
-
-    /// One tensor on the device, checked against the expected shape.
+    /// One tensor on the device, checked against the expected shape. Each name is taken once.
     fn tensor<const D: usize>(
         &mut self,
         name: &str,
         shape: [usize; D],
-    ) -> Result<Tensor<D>, WeightError> {
-        let values = self.values(name, &shape)?;
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
-            self.device(),
-        ))
-    }
+    ) -> Result<Tensor<D>, WeightError>;
 
     /// Ends loading: fails if tensors are left that the model never asked for, except those
     /// whose names end with one of `ignorable_suffixes`.
     fn finish(&mut self, ignorable_suffixes: &[&str]) -> Result<(), WeightError>;
 }
 
-mod random;
-pub use random::RandomWeights;
+/// Looks a tensor up in a header and checks that the model can take it: present, of the
+/// expected shape, and stored as floats.
+pub(crate) fn check_entry<'h>(
+    header: &'h SafetensorsHeader,
+    name: &str,
+    shape: &[usize],
+) -> Result<&'h TensorInfo, WeightError> {
+    let file = &header.file;
+    let info = header
+        .tensors
+        .get(name)
+        .ok_or_else(|| WeightError::Missing {
+            file: file.clone(),
+            name: name.to_string(),
+            expected: shape.to_vec(),
+        })?;
+    if info.shape != shape {
+        return Err(WeightError::Shape {
+            file: file.clone(),
+            name: name.to_string(),
+            found: info.shape.clone(),
+            expected: shape.to_vec(),
+        });
+    }
+    if let Dtype::Other(dtype) = info.dtype {
+        return Err(WeightError::UnsupportedDtype {
+            file: file.clone(),
+            name: name.to_string(),
+            dtype: dtype.to_string(),
+        });
+    }
+    Ok(info)
+}
 
-/// Builds burn tensors from one safetensors file, checking every name and shape, and
-/// remembering which tensors were taken so that [`TensorLoader::finish`] can reject leftovers.
+/// The error for tensors a model left unused, if any (names in name order).
+pub(crate) fn check_leftovers<'n>(
+    file: &str,
+    names: impl Iterator<Item = &'n String>,
+    taken: &BTreeSet<String>,
+    ignorable_suffixes: &[&str],
+) -> Result<(), WeightError> {
+    let unused: Vec<&String> = names
+        .filter(|n| !taken.contains(*n))
+        .filter(|n| !ignorable_suffixes.iter().any(|s| n.ends_with(s)))
+        .collect();
+    match unused.first() {
+        None => Ok(()),
+        Some(first) => Err(WeightError::Unexpected {
+            file: file.to_string(),
+            first: (*first).clone(),
+            count: unused.len(),
+        }),
+    }
+}
+
+/// Builds burn tensors from one safetensors file with random access (in memory, or a file on
+/// disk read tensor by tensor), checking every name and shape, and remembering which tensors
+/// were taken so that [`WeightSource::finish`] can reject leftovers.
 pub struct TensorLoader<S: ByteSource> {
     header: SafetensorsHeader,
     source: S,
     device: Device,
+    scheme: Scheme,
     taken: BTreeSet<String>,
 }
 
 impl<S: ByteSource> TensorLoader<S> {
     /// Opens a source: reads and validates its header (and, where the source knows its length,
-    /// that no tensor runs past the end) before any tensor is read.
+    /// that no tensor runs past the end) before any tensor is read. Tensors are converted with
+    /// [`Scheme::F32`]; see [`TensorLoader::with_scheme`].
     pub fn open(file: &str, mut source: S, device: &Device) -> Result<Self, WeightError> {
         let io = |detail: String| WeightError::Io {
             file: file.to_string(),
@@ -178,51 +262,26 @@ impl<S: ByteSource> TensorLoader<S> {
             header,
             source,
             device: device.clone(),
+            scheme: Scheme::default(),
             taken: BTreeSet::new(),
         })
+    }
+
+    /// The same loader converting with `scheme`.
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     /// The validated header.
     pub fn header(&self) -> &SafetensorsHeader {
         &self.header
     }
-}
 
-impl<S: ByteSource> WeightSource for TensorLoader<S> {
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.header.tensors.contains_key(name)
-    }
-
-    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
+    /// One tensor on the host in its stored dtype, checked against the expected shape.
+    pub fn data(&mut self, name: &str, shape: &[usize]) -> Result<TensorData, WeightError> {
+        let info = check_entry(&self.header, name, shape)?.clone();
         let file = &self.header.file;
-        let info = self
-            .header
-            .tensors
-            .get(name)
-            .ok_or_else(|| WeightError::Missing {
-                file: file.clone(),
-                name: name.to_string(),
-                expected: shape.to_vec(),
-            })?;
-        if info.shape != shape {
-            return Err(WeightError::Shape {
-                file: file.clone(),
-                name: name.to_string(),
-                found: info.shape.clone(),
-                expected: shape.to_vec(),
-            });
-        }
-        if let Dtype::Other(dtype) = info.dtype {
-            return Err(WeightError::UnsupportedDtype {
-                file: file.clone(),
-                name: name.to_string(),
-                dtype: dtype.to_string(),
-            });
-        }
         let bytes = self
             .source
             .read_range(info.start, info.end)
@@ -236,27 +295,58 @@ impl<S: ByteSource> WeightSource for TensorLoader<S> {
                 detail: format!("tensor {name:?} is cut off"),
             });
         }
-        let values = safetensors::decode_f32(info.dtype, &bytes)
-            .expect("non-float dtypes were rejected above");
+        let data = safetensors::decode(&info, bytes).expect("float dtypes were checked above");
         self.taken.insert(name.to_string());
-        Ok(values)
+        Ok(data)
+    }
+
+    /// One tensor's values as f32 on the host, checked against the expected shape.
+    pub fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
+        let data = self.data(name, shape)?;
+        let file = self.header.file.clone();
+        let conversion = |detail: String| WeightError::Conversion {
+            file: file.clone(),
+            name: name.to_string(),
+            detail,
+        };
+        materialize::convert(name, data, Scheme::F32)
+            .map_err(|e| conversion(e.to_string()))?
+            .try_into_vec::<f32>()
+            .map_err(|e| conversion(format!("{e:?}")))
+    }
+}
+
+impl<S: ByteSource> WeightSource for TensorLoader<S> {
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.header.tensors.contains_key(name)
+    }
+
+    fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<D>, WeightError> {
+        let data = self.data(name, &shape)?;
+        let tensor = materialize(name, data, self.scheme, &self.device).map_err(|e| {
+            WeightError::Conversion {
+                file: self.header.file.clone(),
+                name: name.to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(tensor.into_tensor(shape))
     }
 
     fn finish(&mut self, ignorable_suffixes: &[&str]) -> Result<(), WeightError> {
-        let unused: Vec<&String> = self
-            .header
-            .tensors
-            .keys()
-            .filter(|n| !self.taken.contains(*n))
-            .filter(|n| !ignorable_suffixes.iter().any(|s| n.ends_with(s)))
-            .collect();
-        match unused.first() {
-            None => Ok(()),
-            Some(first) => Err(WeightError::Unexpected {
-                file: self.header.file.clone(),
-                first: (*first).clone(),
-                count: unused.len(),
-            }),
-        }
+        check_leftovers(
+            &self.header.file,
+            self.header.tensors.keys(),
+            &self.taken,
+            ignorable_suffixes,
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! parameter counts, naming and shape checks, memory-budget runs and benchmarks. Every name and
 //! shape the builder asks for is recorded, so a test can compare them with diffusers' list.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{WeightError, WeightSource};
 use crate::rng::NoiseGenerator;
@@ -26,6 +26,22 @@ impl RandomWeights {
         }
     }
 
+    /// Seeded values for one request (recorded).
+    fn values(&mut self, name: &str, shape: &[usize]) -> Vec<f32> {
+        self.requested.push((name.to_string(), shape.to_vec()));
+        let count: usize = shape.iter().product();
+        let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+        let is_norm_scale = shape.len() == 1 && name.ends_with(".weight");
+        let (centre, sigma) = match (shape.len(), is_norm_scale) {
+            (1, true) => (1.0, 0.1),
+            (1, false) => (0.0, 0.1),
+            _ => (0.0, 1.0 / (fan_in as f32).sqrt()),
+        };
+        (0..count)
+            .map(|_| centre + sigma * self.rng.normal())
+            .collect()
+    }
+
     /// Total number of values handed out.
     pub fn parameter_count(&self) -> usize {
         self.requested
@@ -45,19 +61,16 @@ impl WeightSource for RandomWeights {
         false
     }
 
-    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
-        self.requested.push((name.to_string(), shape.to_vec()));
-        let count: usize = shape.iter().product();
-        let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
-        let is_norm_scale = shape.len() == 1 && name.ends_with(".weight");
-        let (centre, sigma) = match (shape.len(), is_norm_scale) {
-            (1, true) => (1.0, 0.1),
-            (1, false) => (0.0, 0.1),
-            _ => (0.0, 1.0 / (fan_in as f32).sqrt()),
-        };
-        Ok((0..count)
-            .map(|_| centre + sigma * self.rng.normal())
-            .collect())
+    fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<D>, WeightError> {
+        let values = self.values(name, &shape);
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
     }
 
     fn finish(&mut self, _ignorable_suffixes: &[&str]) -> Result<(), WeightError> {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{bf16, f16};
+use burn::tensor::{bf16, f16, DType, TensorData};
 
 use super::WeightError;
 
@@ -63,6 +63,21 @@ impl Dtype {
                 _ => 1,
             },
         }
+    }
+
+    /// The matching burn dtype, for the float dtypes weights may have.
+    pub fn burn(self) -> Option<DType> {
+        match self {
+            Dtype::F32 => Some(DType::F32),
+            Dtype::F16 => Some(DType::F16),
+            Dtype::BF16 => Some(DType::BF16),
+            Dtype::Other(_) => None,
+        }
+    }
+
+    /// The dtype of this name, as the format writes it (`"F16"`, …).
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::parse(name)
     }
 
     /// The name the format uses for this dtype.
@@ -125,6 +140,18 @@ impl SafetensorsHeader {
                 ),
             })?;
         let n = u64::from_le_bytes(bytes);
+        if n > MAX_HEADER_BYTES && looks_like_text(&bytes) {
+            return Err(WeightError::NotSafetensors {
+                file: file.to_string(),
+                detail: format!(
+                    "it begins with the text {:?} where a safetensors file has its 8-byte header \
+                     length: the server sent a web page or an error message instead of the file \
+                     (check that the address points at the file itself, e.g. \
+                     `…/resolve/<revision>/…` rather than `…/blob/…`)",
+                    String::from_utf8_lossy(prefix.get(..prefix.len().min(32)).unwrap_or(&[]))
+                ),
+            });
+        }
         if n > MAX_HEADER_BYTES {
             return Err(WeightError::HeaderTooLarge {
                 file: file.to_string(),
@@ -300,27 +327,53 @@ pub fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     Some(values)
 }
 
-/// Writes tensors as a safetensors file (F32 only): saved latents and noise files
-/// (`sow generate --save-latents`), and tests that build or alter a file.
-pub fn serialize_f32(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
+/// One tensor's little-endian bytes as host data in its stored dtype (`None` for dtypes that
+/// are not weights).
+pub fn decode(info: &TensorInfo, bytes: Vec<u8>) -> Option<TensorData> {
+    let dtype = info.dtype.burn()?;
+    TensorData::try_from_bytes_vec(bytes, info.shape.clone(), dtype).ok()
+}
+
+/// Whether 8 bytes read as a header length are printable text instead (a web page, JSON, an
+/// error message): a real length fits in far fewer bytes and has zeros at the top.
+fn looks_like_text(bytes: &[u8; 8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+}
+
+/// The start of a safetensors file for tensors laid out one after another in the given order:
+/// the 8-byte length and the JSON header, padded with spaces to 8-byte alignment as the
+/// reference writer does. The data of each tensor follows, in the same order.
+pub fn header_bytes(tensors: &[(&str, Dtype, &[usize])]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
-    for (name, shape, values) in tensors {
-        let len = values.len() * 4;
+    for (name, dtype, shape) in tensors {
+        let len = shape.iter().product::<usize>() * dtype.size();
         header.insert(
             name.to_string(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len]}),
+            serde_json::json!({"dtype": dtype.name(), "shape": shape, "data_offsets": [offset, offset + len]}),
         );
         offset += len;
     }
     let mut json = serde_json::Value::Object(header).to_string().into_bytes();
-    // Pad with spaces to 8-byte alignment, as the reference writer does.
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
-    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    let mut out = Vec::with_capacity(8 + json.len());
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
+    out
+}
+
+/// Writes tensors as a safetensors file (F32 only): saved latents and noise files
+/// (`sow generate --save-latents`), and tests that build or alter a file.
+pub fn serialize_f32(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
+    let entries: Vec<(&str, Dtype, &[usize])> = tensors
+        .iter()
+        .map(|(name, shape, _)| (*name, Dtype::F32, *shape))
+        .collect();
+    let mut out = header_bytes(&entries);
     for (_, _, values) in tensors {
         for v in values.iter() {
             out.extend_from_slice(&v.to_le_bytes());

@@ -68,17 +68,18 @@ impl ByteSource for FileSource {
     }
 }
 
-/// Finds a component's weights in a diffusers folder (`unet/`, `text_encoder/`, ...):
-/// `<stem>.safetensors`, or else its `<stem>.fp16.safetensors` variant, where the stem is
-/// `diffusion_pytorch_model` for the UNet and VAE and `model` for the text encoder.
+/// Finds a component's weights in a diffusers folder (`unet/`, `text_encoder/`, ...): the
+/// `<stem>.fp16.safetensors` variant (half the bytes, and f16 widens to f32 exactly), or else
+/// `<stem>.safetensors`, where the stem is `diffusion_pytorch_model` for the UNet and VAE and
+/// `model` for the text encoder.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn find_weights_file(
     component_dir: &std::path::Path,
     stem: &str,
 ) -> Result<std::path::PathBuf, WeightError> {
     let candidates = [
-        format!("{stem}.safetensors"),
         format!("{stem}.fp16.safetensors"),
+        format!("{stem}.safetensors"),
     ];
     candidates
         .iter()

@@ -65,6 +65,9 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Close the connection after this many body bytes (a dropped download).
     pub cut_after: Option<usize>,
+    /// A body streamed from a file instead of `body`: (path, first byte, length). Large files
+    /// are never read into memory whole.
+    pub file: Option<(std::path::PathBuf, u64, u64)>,
 }
 
 impl Response {
@@ -75,6 +78,23 @@ impl Response {
             headers: Vec::new(),
             body: body.into(),
             cut_after: None,
+            file: None,
+        }
+    }
+
+    /// A response whose body is `len` bytes of the file at `path` from byte `start`.
+    pub fn file(status: u16, path: &std::path::Path, start: u64, len: u64) -> Self {
+        Response {
+            file: Some((path.to_path_buf(), start, len)),
+            ..Response::new(status, Vec::new())
+        }
+    }
+
+    /// The body's length.
+    pub fn body_len(&self) -> usize {
+        match &self.file {
+            Some((_, _, len)) => *len as usize,
+            None => self.body.len(),
         }
     }
 
@@ -219,21 +239,41 @@ fn write_response(
     request: &Request,
     response: &Response,
 ) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    head.push_str(&format!("Content-Length: {}\r\n", response.body_len()));
     head.push_str("Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes())?;
     if request.method == "HEAD" {
         return stream.flush();
     }
-    let body = match response.cut_after {
-        Some(n) => &response.body[..n.min(response.body.len())],
-        None => &response.body[..],
-    };
-    stream.write_all(body)?;
+    let limit = response
+        .cut_after
+        .map_or(response.body_len(), |n| n.min(response.body_len()));
+    match &response.file {
+        None => stream.write_all(&response.body[..limit])?,
+        Some((path, start, _)) => {
+            use std::io::{Seek, SeekFrom};
+            let mut file = std::fs::File::open(path)?;
+            file.seek(SeekFrom::Start(*start))?;
+            let mut left = limit;
+            let mut buffer = vec![0u8; 1 << 20];
+            while left > 0 {
+                let n = file.read(&mut buffer[..left.min(1 << 20)])?;
+                if n == 0 {
+                    break;
+                }
+                stream.write_all(&buffer[..n])?;
+                left -= n;
+            }
+        }
+    }
     stream.flush()
 }
 

@@ -28,7 +28,9 @@ impl LatentCondition {
         let (row, col, side) = placement.latent();
         let [rows, cols] = keep.size();
         debug_assert_eq!((rows, cols), (side, side));
-        let mask: Vec<bool> = (0..channels).flat_map(|_| keep.cells().iter().copied()).collect();
+        let mask: Vec<bool> = (0..channels)
+            .flat_map(|_| keep.cells().iter().copied())
+            .collect();
         LatentCondition {
             states: Vec::new(),
             keep: Tensor::from_data(TensorData::new(mask, [1, channels, side, side]), device),
@@ -115,7 +117,8 @@ mod tests {
         // Condition B at latent (1, 1), side 2, keeping everything, value 2.
         let keep_b = GridMask::from_cells(2, 2, vec![true; 4]).unwrap();
         let mut b = LatentCondition::new(&SquareBox::new(8, 8, 16), &keep_b, 1, &device);
-        b.states.push(Tensor::<4>::ones([1, 1, 2, 2], &device).mul_scalar(2.0));
+        b.states
+            .push(Tensor::<4>::ones([1, 1, 2, 2], &device).mul_scalar(2.0));
         let out = values(paste(z, &[a, b], 0));
         #[rustfmt::skip]
         assert_eq!(out, vec![
@@ -131,7 +134,10 @@ mod tests {
         let device = Device::flex();
         // Per-branch constants: NEG 1, P 3, SUBJECT 5, QUALITY 2, over a 1×2 grid.
         let eps = Tensor::<4>::from_data(
-            TensorData::new(vec![1.0f32, 1.0, 3.0, 3.0, 5.0, 5.0, 2.0, 2.0], [4, 1, 1, 2]),
+            TensorData::new(
+                vec![1.0f32, 1.0, 3.0, 3.0, 5.0, 5.0, 2.0, 2.0],
+                [4, 1, 1, 2],
+            ),
             &device,
         );
         let m = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 1, 2]), &device);

@@ -29,7 +29,9 @@ impl std::fmt::Display for DrawPurpose {
             DrawPurpose::CycleStep(n, k) => {
                 write!(f, "the DDIM noise of cycle {n}, step from state {k}")
             }
-            DrawPurpose::FinalStep(k) => write!(f, "the DDIM noise of the final step from state {k}"),
+            DrawPurpose::FinalStep(k) => {
+                write!(f, "the DDIM noise of the final step from state {k}")
+            }
         }
     }
 }
@@ -149,18 +151,27 @@ mod tests {
     #[test]
     fn given_draws_are_checked_in_order() {
         let device = Device::flex();
-        let list = vec![(vec![1, 4, 2, 2], vec![0.5; 16]), (vec![1, 4, 3, 3], vec![0.0; 36])];
+        let list = vec![
+            (vec![1, 4, 2, 2], vec![0.5; 16]),
+            (vec![1, 4, 3, 3], vec![0.0; 36]),
+        ];
         let mut draws = Draws::new(NoiseSource::Given(list));
         let first = draws
             .next([1, 4, 2, 2], DrawPurpose::CanvasPosterior, &device)
             .unwrap();
-        assert_eq!(first.into_data().try_to_vec::<f32>().unwrap(), vec![0.5; 16]);
+        assert_eq!(
+            first.into_data().try_to_vec::<f32>().unwrap(),
+            vec![0.5; 16]
+        );
         let err = draws
             .next([1, 4, 2, 2], DrawPurpose::Jump(1), &device)
             .unwrap_err();
         assert!(matches!(err, NoiseError::Shape { index: 1, .. }), "{err}");
         assert!(err.to_string().contains("jump noise of cycle 1"));
-        assert!(matches!(draws.finish(), Err(NoiseError::Leftover { first: 1, count: 1 })));
+        assert!(matches!(
+            draws.finish(),
+            Err(NoiseError::Leftover { first: 1, count: 1 })
+        ));
         let mut short = Draws::new(NoiseSource::Given(vec![]));
         assert!(matches!(
             short.next([1, 4, 2, 2], DrawPurpose::FinalStep(3), &device),

@@ -198,11 +198,7 @@ impl RunOptions {
         if self.cycles == 0 {
             return Err(E::NoCycles);
         }
-        if let Some(&state) = self
-            .preserve_states
-            .iter()
-            .find(|&&k| k >= self.end_state)
-        {
+        if let Some(&state) = self.preserve_states.iter().find(|&&k| k >= self.end_state) {
             return Err(E::PreservationNeverFires {
                 state,
                 end: self.end_state,
@@ -311,7 +307,10 @@ mod tests {
     #[test]
     fn presets_match_the_paper_table() {
         let normal = RunOptions::preset(Setting::Normal);
-        assert_eq!((normal.start_state, normal.end_state, normal.cycles), (7, 5, 10));
+        assert_eq!(
+            (normal.start_state, normal.end_state, normal.cycles),
+            (7, 5, 10)
+        );
         assert_eq!(normal.preserve_states, vec![4, 3]);
         assert_eq!((normal.eta_final, normal.eta_cycle), (0.0, 1.0));
         let attribute = RunOptions::preset(Setting::Attribute);
@@ -346,9 +345,18 @@ mod tests {
             }),
             OptionsError::PreservationNeverFires { state: 4, end: 3 }
         ));
-        assert!(matches!(with(&|o| o.start_state = 10), OptionsError::CodeFaithfulJumpNeedsRoom { .. }));
-        assert!(matches!(with(&|o| o.eta_final = 1.5), OptionsError::Eta { .. }));
-        assert!(matches!(with(&|o| o.canvas = 500), OptionsError::Canvas(500)));
+        assert!(matches!(
+            with(&|o| o.start_state = 10),
+            OptionsError::CodeFaithfulJumpNeedsRoom { .. }
+        ));
+        assert!(matches!(
+            with(&|o| o.eta_final = 1.5),
+            OptionsError::Eta { .. }
+        ));
+        assert!(matches!(
+            with(&|o| o.canvas = 500),
+            OptionsError::Canvas(500)
+        ));
         assert!(matches!(with(&|o| o.cycles = 0), OptionsError::NoCycles));
         assert_eq!("style".parse::<Setting>(), Ok(Setting::Style));
         assert!("fancy".parse::<Setting>().is_err());

@@ -38,10 +38,16 @@ mod tests {
         let device = Device::flex();
         // One pixel with latent (1, 0, 0, 0) and one with (0, 0, 0, 1).
         let latent = Tensor::<4>::from_data(
-            TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [1, 4, 1, 2]),
+            TensorData::new(
+                vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+                [1, 4, 1, 2],
+            ),
             &device,
         );
-        let rgb = latent_preview(latent).into_data().try_to_vec::<f32>().unwrap();
+        let rgb = latent_preview(latent)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(rgb, vec![0.298, -0.184, 0.207, -0.271, 0.208, -0.473]);
     }
 }

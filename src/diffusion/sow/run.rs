@@ -12,7 +12,7 @@ use super::presets::{JumpMode, OptionsError, RunOptions};
 use crate::diffusion::ddim::{Ddim, InversionStep, MissingNoise};
 use crate::imaging::{GeometryError, GridMask, SquareBox};
 use crate::model::config::SchedulerConfig;
-use crate::model::hook::{AttentionHook, Hooked, RunInfo};
+use crate::model::hook::AttentionHook;
 use crate::model::unet::UNet;
 use crate::model::vae::Vae;
 
@@ -93,13 +93,15 @@ impl Stage {
                 options.start_state
             ),
             Stage::InvertCanvas { k } => {
-                format!("inverting the canvas: state {} of {}", k + 1, options.end_state)
+                format!(
+                    "inverting the canvas: state {} of {}",
+                    k + 1,
+                    options.end_state
+                )
             }
-            Stage::Cycle { n, k } => format!(
-                "cycle {n} of {}: state {k} → {}",
-                options.cycles,
-                k - 1
-            ),
+            Stage::Cycle { n, k } => {
+                format!("cycle {n} of {}: state {k} → {}", options.cycles, k - 1)
+            }
             Stage::Final { k } => format!("final stage: state {k} → {}", k - 1),
             Stage::Decode => "decoding".into(),
             Stage::Done => "done".into(),
@@ -173,11 +175,11 @@ pub enum RunError {
     NotFinished(Stage),
 }
 
-/// A hook on the UNet's self-attention during the cycles (SOW's attention modulation): it gets
-/// the run's facts for each cycle evaluation.
+/// A hook on the UNet's self-attention during the cycles (SOW's attention modulation,
+/// docs/method.md §3.2). The cycles' batch is laid out as [`CYCLE_BRANCHES`].
 pub trait CycleHook {
-    /// The attention hook to use for cycle `n`'s evaluation with the given branch layout.
-    fn for_cycle(&self, n: usize) -> (&dyn AttentionHook, RunInfo);
+    /// The attention hook for cycle `n`'s (1-based) evaluations; None for none.
+    fn for_cycle(&self, n: usize) -> Option<&dyn AttentionHook>;
 }
 
 /// The branch layout of a cycle evaluation (docs/method.md §2.6.3).
@@ -402,14 +404,14 @@ impl<'a> CowRun<'a> {
     }
 
     fn encode_canvas(&mut self) -> Result<Stage, RunError> {
-        let pixels = self.canvas_pixels.take().expect("the canvas is encoded once");
+        let pixels = self
+            .canvas_pixels
+            .take()
+            .expect("the canvas is encoded once");
         let c0 = self.encode(pixels, DrawPurpose::CanvasPosterior)?;
         self.note(|| "canvas_state.0".into(), &c0, true);
         self.z = Some(c0);
-        Ok(Stage::InvertCondition {
-            condition: 0,
-            k: 0,
-        })
+        Ok(Stage::InvertCondition { condition: 0, k: 0 })
     }
 
     /// One CFG inversion step k → k+1 of `z` (docs/method.md §1.5, §2.4).
@@ -431,7 +433,10 @@ impl<'a> CowRun<'a> {
         self.note(|| format!("crop_state.{}", k + 1), &next, condition == 0);
         self.conditions[condition].states.push(next);
         if k + 1 < self.options.start_state {
-            Stage::InvertCondition { condition, k: k + 1 }
+            Stage::InvertCondition {
+                condition,
+                k: k + 1,
+            }
         } else if condition + 1 < self.conditions.len() {
             Stage::InvertCondition {
                 condition: condition + 1,
@@ -479,21 +484,18 @@ impl<'a> CowRun<'a> {
     fn cycle_step(&mut self, n: usize, k: usize) -> Result<Stage, RunError> {
         let mut z = self.z.take().expect("the canvas latent exists");
         if k == self.options.start_state {
-            let noise = self.draws.next(z.dims(), DrawPurpose::Jump(n), &self.device)?;
+            let noise = self
+                .draws
+                .next(z.dims(), DrawPurpose::Jump(n), &self.device)?;
             z = crate::diffusion::ddim::jump_by_ratio(z, noise, self.jump_ratio());
         }
         z = paste(z, &self.conditions, k);
         let t = self.timestep_from(k);
         let batch = repeat(&z, 4);
-        let eps = match self.hook {
-            None => self.unet.forward(batch, t as f64, self.cycle_context.clone()),
-            Some(hook) => {
-                let (hook, run) = hook.for_cycle(n);
-                let hooked = Hooked { hook, run: &run };
-                self.unet
-                    .forward_hooked(batch, t as f64, self.cycle_context.clone(), Some(hooked))
-            }
-        };
+        let hook = self.hook.and_then(|hook| hook.for_cycle(n));
+        let eps = self
+            .unet
+            .forward_hooked(batch, t as f64, self.cycle_context.clone(), hook);
         self.unet_calls += 1;
         let eps = masked_guided(eps, &self.union_mask, self.options.guidance);
         let eta = self.options.eta_cycle;
