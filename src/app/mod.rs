@@ -29,6 +29,10 @@ const ROOT_ID: &str = "app";
 
 /// Installs the panic hook and mounts the app in place of the static shell.
 pub fn mount() {
+    // The module is compiled and running: what is left until interactive is the first render.
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark("sow-main");
+    }
     install_panic_hook();
     let root = web_sys::window()
         .and_then(|w| w.document())

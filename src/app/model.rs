@@ -7,8 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::pipeline::{
-    load_models, LoadEvent, LoadOptions, LoadProgress, LoadReport, ModelSource, Models,
-    SourceInfo,
+    load_models, LoadEvent, LoadOptions, LoadProgress, LoadReport, ModelSource, Models, SourceInfo,
 };
 use crate::weights::cache::Cache;
 use crate::weights::Component;

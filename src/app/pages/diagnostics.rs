@@ -81,7 +81,10 @@ async fn browser_facts() -> BrowserFacts {
             },
         ),
     ));
-    rows.push(("Browser", window.navigator().user_agent().unwrap_or_default()));
+    rows.push((
+        "Browser",
+        window.navigator().user_agent().unwrap_or_default(),
+    ));
     BrowserFacts { rows }
 }
 

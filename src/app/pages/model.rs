@@ -13,7 +13,9 @@ use crate::app::state::{app_state, claim_gpu};
 use crate::app::webgpu::GpuNotice;
 use crate::app::yield_to_browser;
 use crate::pipeline::source::{PickedFiles, UrlSource};
-use crate::pipeline::{LoadProgress, ModelSource, Phase, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL};
+use crate::pipeline::{
+    LoadProgress, ModelSource, Phase, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL,
+};
 
 /// Which kind of source the user chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

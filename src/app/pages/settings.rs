@@ -8,7 +8,11 @@ use crate::app::state::app_state;
 use crate::diffusion::sow::planner::ApiKey;
 
 /// Gemini models offered (any other can be typed).
-const MODELS: [&str; 3] = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"];
+const MODELS: [&str; 3] = [
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash-lite",
+];
 
 /// The Settings page.
 #[component]
@@ -26,7 +30,11 @@ pub fn SettingsPage() -> impl IntoView {
             return;
         }
         let keep = remember.get_untracked();
-        let stored = if keep { remember_key(Some(&text)) } else { remember_key(None) };
+        let stored = if keep {
+            remember_key(Some(&text))
+        } else {
+            remember_key(None)
+        };
         gemini.update(|g| {
             g.key = Some(text);
             g.remembered = keep && stored.is_ok();
@@ -34,8 +42,14 @@ pub fn SettingsPage() -> impl IntoView {
         draft.set(String::new());
         message.set(Some(match stored {
             Ok(()) if keep => ("ready", "Key set, and remembered on this device.".into()),
-            Ok(()) => ("ready", "Key set for this visit (kept in memory only).".into()),
-            Err(e) => ("error", format!("Key set for this visit, but it could not be remembered: {e}")),
+            Ok(()) => (
+                "ready",
+                "Key set for this visit (kept in memory only).".into(),
+            ),
+            Err(e) => (
+                "error",
+                format!("Key set for this visit, but it could not be remembered: {e}"),
+            ),
         }));
     };
     let forget = move || {
@@ -45,7 +59,10 @@ pub fn SettingsPage() -> impl IntoView {
             g.remembered = false;
         });
         remember.set(false);
-        message.set(Some(("ready", "Key forgotten: plans are made offline.".into())));
+        message.set(Some((
+            "ready",
+            "Key forgotten: plans are made offline.".into(),
+        )));
     };
     let models = MODELS
         .into_iter()

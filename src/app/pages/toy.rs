@@ -72,7 +72,12 @@ impl ToyObserver for LabObserver {
         for image in report.images {
             if let Ok(png) = encode_rgb_png(&image.rgb, image.size, image.size) {
                 if let Ok(url) = blob_url(&png, "image/png") {
-                    self.cells.update(|c| c.push(Cell { row: image.row.clone(), url }));
+                    self.cells.update(|c| {
+                        c.push(Cell {
+                            row: image.row.clone(),
+                            url,
+                        })
+                    });
                 }
             }
         }
@@ -133,7 +138,8 @@ pub fn ToyPage() -> impl IntoView {
                         title(variant),
                         format_seconds((now_ms() - observer.started) / 1000.0)
                     ));
-                    let rows: Vec<ToyRow> = cells.with_untracked(|c| c.iter().map(|c| c.row.clone()).collect());
+                    let rows: Vec<ToyRow> =
+                        cells.with_untracked(|c| c.iter().map(|c| c.row.clone()).collect());
                     let svg = to_svg(&rows, options.steps);
                     if let Ok(url) = blob_url(svg.as_bytes(), "image/svg+xml") {
                         if let Some(old) = plot.get_untracked() {

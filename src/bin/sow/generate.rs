@@ -476,8 +476,9 @@ fn attention_options(
 
 /// A condition's files, read from disk.
 fn read_condition(image_path: &Path, mask_path: Option<&Path>) -> Result<ConditionFiles, String> {
-    let read =
-        |path: &Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
     let name = image_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
@@ -605,13 +606,8 @@ pub fn execute(
         (Some(plan), Some(dam)) => Some((plan, dam)),
         _ => None,
     };
-    let generated = pollster::block_on(generate_run(
-        models,
-        &resolved.job,
-        planned,
-        &mut observer,
-    ))
-    .map_err(|e| e.to_string());
+    let generated = pollster::block_on(generate_run(models, &resolved.job, planned, &mut observer))
+        .map_err(|e| e.to_string());
     observer.finish();
     let generated = generated?;
     let png =

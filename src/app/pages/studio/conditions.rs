@@ -131,9 +131,15 @@ pub fn ConditionsPanel(studio: Studio) -> impl IntoView {
 #[component]
 fn ConditionRow(studio: Studio, index: usize, entry: ConditionEntry) -> impl IntoView {
     let id = entry.id;
-    let name = entry.files.name.clone().unwrap_or_else(|| entry.files.label.clone());
+    let name = entry
+        .files
+        .name
+        .clone()
+        .unwrap_or_else(|| entry.files.label.clone());
     let number = index + 1;
-    let field = move |label: &'static str, read: fn(&SquareBox) -> usize, write: fn(&mut SquareBox, usize)| {
+    let field = move |label: &'static str,
+                      read: fn(&SquareBox) -> usize,
+                      write: fn(&mut SquareBox, usize)| {
         let input_id = format!("condition-{id}-{}", label.to_lowercase());
         let label_for = input_id.clone();
         let value = read(&entry.placement);

@@ -295,7 +295,8 @@ fn rescale(studio: Studio, side: usize) {
     studio.conditions.update(|list| {
         for c in list.iter_mut() {
             let b = c.placement;
-            c.placement = crate::imaging::SquareBox::new(scale(b.x), scale(b.y), scale(b.side).max(8));
+            c.placement =
+                crate::imaging::SquareBox::new(scale(b.x), scale(b.y), scale(b.side).max(8));
         }
     });
     studio.plan.set(None);

@@ -155,28 +155,25 @@ pub fn PlacementPanel(studio: Studio) -> impl IntoView {
 
     let related = move || {
         let canvas = studio.canvas();
-        studio
-            .plan
-            .get()
-            .map(|plan| {
-                plan.conditions
-                    .iter()
-                    .flat_map(|c| c.related.clone())
-                    .filter_map(|r: PixelRect| r.clip(canvas))
-                    .map(|r| {
-                        view! {
-                            <div
-                                class="related"
-                                aria-hidden="true"
-                                style:left=percent(r.x, canvas)
-                                style:top=percent(r.y, canvas)
-                                style:width=percent(r.w, canvas)
-                                style:height=percent(r.h, canvas)
-                            ></div>
-                        }
-                    })
-                    .collect_view()
-            })
+        studio.plan.get().map(|plan| {
+            plan.conditions
+                .iter()
+                .flat_map(|c| c.related.clone())
+                .filter_map(|r: PixelRect| r.clip(canvas))
+                .map(|r| {
+                    view! {
+                        <div
+                            class="related"
+                            aria-hidden="true"
+                            style:left=percent(r.x, canvas)
+                            style:top=percent(r.y, canvas)
+                            style:width=percent(r.w, canvas)
+                            style:height=percent(r.h, canvas)
+                        ></div>
+                    }
+                })
+                .collect_view()
+        })
     };
 
     view! {

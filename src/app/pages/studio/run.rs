@@ -48,7 +48,11 @@ pub async fn make_plan(studio: Studio, app: AppState) -> Result<Plan, String> {
         (Some(key), true) => Some(ApiKey::new(key).map_err(|e| e.to_string())?),
         _ => None,
     };
-    let what = if key.is_some() { "asking Gemini for a plan" } else { "planning offline" };
+    let what = if key.is_some() {
+        "asking Gemini for a plan"
+    } else {
+        "planning offline"
+    };
     studio.run.set(RunView::Planning(what.into()));
     let planner = AnyPlanner::from_key(key, gemini.settings());
     let plan = planner.plan(&request).await.map_err(|e| e.to_string())?;
@@ -59,7 +63,11 @@ pub async fn make_plan(studio: Studio, app: AppState) -> Result<Plan, String> {
     }
     // The boxes on screen (the user's where placed by hand) are the plan's from now on.
     let mut plan = plan;
-    for (planned, entry) in plan.conditions.iter_mut().zip(studio.conditions.get_untracked()) {
+    for (planned, entry) in plan
+        .conditions
+        .iter_mut()
+        .zip(studio.conditions.get_untracked())
+    {
         planned.square = entry.placement;
     }
     studio.plan.set(Some(plan.clone()));
@@ -134,8 +142,7 @@ async fn plan_and_run(
     preview: NodeRef<Canvas>,
     cancel: Arc<AtomicBool>,
 ) -> Result<(), String> {
-    let models = loaded_models()
-        .ok_or("No model is loaded: load one on the Model page first.")?;
+    let models = loaded_models().ok_or("No model is loaded: load one on the Model page first.")?;
     let conditions = studio.conditions.get_untracked();
     if conditions.is_empty() {
         return Err("Add a visual condition first.".into());
@@ -150,7 +157,11 @@ async fn plan_and_run(
     let plan = match method {
         Method::Cow => None,
         Method::Sow => match studio.plan.get_untracked() {
-            Some(plan) if plan.canvas == options.canvas && plan.conditions.len() == conditions.len() => Some(plan),
+            Some(plan)
+                if plan.canvas == options.canvas && plan.conditions.len() == conditions.len() =>
+            {
+                Some(plan)
+            }
             _ => Some(make_plan(studio, app).await?),
         },
     };
@@ -205,7 +216,10 @@ async fn plan_and_run(
     let planned = plan.as_ref().map(|p| (p, &attention));
     let generated = match generate_run(&models, &job, planned, &mut observer).await {
         Ok(generated) => generated,
-        Err(GenerateError::Cancelled { unet_calls, unet_total }) => {
+        Err(GenerateError::Cancelled {
+            unet_calls,
+            unet_total,
+        }) => {
             studio.run.set(RunView::Cancelled(format!(
                 "Cancelled after {unet_calls} of {unet_total} UNet evaluations."
             )));
@@ -215,7 +229,10 @@ async fn plan_and_run(
     };
     let seconds = (now_ms() - observer.started) / 1000.0;
     finish_run(studio, &generated, params)?;
-    studio.run.set(RunView::Finished(format!("Done in {}.", format_seconds(seconds))));
+    studio.run.set(RunView::Finished(format!(
+        "Done in {}.",
+        format_seconds(seconds)
+    )));
     Ok(())
 }
 
@@ -246,7 +263,9 @@ pub fn RunPanel(studio: Studio) -> impl IntoView {
         studio.run.set(RunView::Planning("planning".into()));
         leptos::task::spawn_local(async move {
             match make_plan(studio, app).await {
-                Ok(plan) => studio.run.set(RunView::Finished(format!("Planned: {}.", plan.source))),
+                Ok(plan) => studio
+                    .run
+                    .set(RunView::Finished(format!("Planned: {}.", plan.source))),
                 Err(message) => studio.run.set(RunView::Failed(message)),
             }
         });
