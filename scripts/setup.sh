@@ -18,12 +18,13 @@ as_root() {
 }
 
 apt_packages=()
+# Node.js runs wasm-opt (npm's binaryen) for every release build, and the page tests.
+command -v node >/dev/null || apt_packages+=(nodejs npm)
 if [ "$mode" = test ]; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
   # lavapipe: a Vulkan driver on the CPU, so native wgpu tests run without a GPU.
   dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || apt_packages+=(mesa-vulkan-drivers)
-  command -v node >/dev/null || apt_packages+=(nodejs npm)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   say "apt-get install ${apt_packages[*]}"
@@ -46,10 +47,13 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERS
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-# Debian's binaryen (wasm-opt 108) silently corrupts burn's module; nothing here runs wasm-opt,
-# but warn so nobody turns it on with that one.
-if wasm-opt --version 2>/dev/null | grep -q "version 108"; then
-  say "warning: Debian's wasm-opt 108 is on PATH; it breaks the module, never enable wasm-opt with it"
+# wasm-opt for Trunk's release builds: npm's binaryen, a WebAssembly build of binaryen run by
+# node (about 10 s to install; compiling binaryen takes far longer). Debian's wasm-opt 108
+# corrupts burn's module: the scripts put this one first on PATH, and Trunk.toml pins its
+# version, so a build never picks up another.
+if [ ! -x tools/binaryen/node_modules/.bin/wasm-opt ]; then
+  say "npm ci (binaryen: wasm-opt)"
+  npm ci --prefix tools/binaryen --no-audit --no-fund >/dev/null
 fi
 
 if [ "$mode" = test ] && [ -f tests/page/package-lock.json ]; then

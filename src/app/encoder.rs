@@ -1,7 +1,8 @@
-//! The text encoder check: the whole browser path on a tiny random model. It starts WebGPU,
-//! fetches the fixture files the dev server copies to `tiny-sd2/`, builds the engine's
-//! [`TextConditioner`], encodes one prompt and shows the tokens, the shape and a few values,
-//! so they can be compared with the golden outputs (the page test does exactly that).
+//! The text encoder check on the Diagnostics page: the whole browser path for one component.
+//! It starts WebGPU, fetches the tokenizer and the text encoder from a model folder URL,
+//! builds the engine's [`TextConditioner`], encodes one prompt and shows the tokens, the shape
+//! and a few values, so they can be compared with a reference (the page test compares the
+//! tiny fixture model's with its golden outputs).
 
 use leptos::prelude::*;
 
@@ -12,10 +13,6 @@ use crate::tokenizer::PAD_ID;
 
 use super::device::webgpu_device;
 use super::{now_ms, yield_to_browser};
-
-/// Where the dev server serves the tiny model (Trunk's `copy-dir` of `tests/fixtures/tiny-sd2`).
-/// Relative, so that the page also works below a sub-path (a project page).
-const MODEL_BASE: &str = "tiny-sd2";
 
 /// The first prompt of `tests/fixtures/goldens/text_encoder.json`, so that the default run can
 /// be checked against the goldens by eye.
@@ -116,7 +113,11 @@ impl EncoderReport {
 }
 
 /// One run, start to end. `phase` reports progress; the error is the message the page shows.
-async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<EncoderReport, String> {
+async fn run_check(
+    model_base: String,
+    prompt: String,
+    phase: impl Fn(&'static str),
+) -> Result<EncoderReport, String> {
     let start = now_ms();
     let mut timings = Timings::default();
 
@@ -130,7 +131,8 @@ async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<Encod
     phase("loading the text encoder");
     yield_to_browser().await;
     let t = now_ms();
-    let source = ModelSource::Url(UrlSource::new(MODEL_BASE));
+    let base = model_base.trim().trim_end_matches('/');
+    let source = ModelSource::Url(UrlSource::new(base));
     let (tokenizer, encoder) =
         load_text_encoder(&source, &device, &LoadOptions::default(), &mut |_| {})
             .await
@@ -154,6 +156,7 @@ async fn run_check(prompt: String, phase: impl Fn(&'static str)) -> Result<Encod
 /// The panel: a prompt, a Run button, the status line and the result.
 #[component]
 pub fn EncoderPanel() -> impl IntoView {
+    let model_base = RwSignal::new(String::new());
     let prompt = RwSignal::new(DEFAULT_PROMPT.to_owned());
     let run_state = RwSignal::new(RunState::Idle);
     let report = RwSignal::new(None::<EncoderReport>);
@@ -164,12 +167,19 @@ pub fn EncoderPanel() -> impl IntoView {
         if busy() {
             return;
         }
+        let model_base = model_base.get_untracked();
+        if model_base.trim().is_empty() {
+            run_state.set(RunState::Failed(
+                "enter the URL of a model folder in the diffusers layout first".into(),
+            ));
+            return;
+        }
         report.set(None);
         run_state.set(RunState::Busy("starting"));
         let prompt = prompt.get_untracked();
         leptos::task::spawn_local(async move {
             let phase = move |p| run_state.set(RunState::Busy(p));
-            match run_check(prompt, phase).await {
+            match run_check(model_base, prompt, phase).await {
                 Ok(done) => {
                     report.set(Some(done));
                     run_state.set(RunState::Done);
@@ -186,28 +196,44 @@ pub fn EncoderPanel() -> impl IntoView {
         <section class="panel" aria-labelledby="encoder-title">
             <h2 id="encoder-title">"Text encoder check"</h2>
             <p class="hint">
-                "Runs the tokenizer and the CLIP text encoder of a tiny random SD-2-shaped model \
-                 on WebGPU, end to end through the engine."
+                "Runs the tokenizer and the CLIP text encoder of a model on WebGPU, end to end \
+                 through the engine, and shows the numbers, to compare with a reference \
+                 implementation."
             </p>
             <form
-                class="prompt-row"
+                class="stack"
                 on:submit=move |ev| {
                     ev.prevent_default();
                     run();
                 }
             >
-                <label for="prompt" class="visually-hidden">"Prompt"</label>
-                <input
-                    id="prompt"
-                    type="text"
-                    placeholder="a prompt"
-                    autocomplete="off"
-                    prop:value=move || prompt.get()
-                    on:input=move |ev| prompt.set(event_target_value(&ev))
-                />
-                <button id="run-encoder" type="submit" class="primary" disabled=busy>
-                    "Run"
-                </button>
+                <div class="field">
+                    <label for="encoder-model">"Model folder URL"</label>
+                    <input
+                        id="encoder-model"
+                        type="url"
+                        placeholder="https://…/stable-diffusion-2-1-base/"
+                        autocomplete="off"
+                        spellcheck="false"
+                        prop:value=move || model_base.get()
+                        on:input=move |ev| model_base.set(event_target_value(&ev))
+                    />
+                </div>
+                <div class="field">
+                    <label for="encoder-prompt">"Prompt to encode"</label>
+                    <div class="row">
+                        <input
+                            id="encoder-prompt"
+                            type="text"
+                            autocomplete="off"
+                            prop:value=move || prompt.get()
+                            on:input=move |ev| prompt.set(event_target_value(&ev))
+                        />
+                        <button id="run-encoder" type="submit" class="primary" disabled=busy>
+                            "Run check"
+                        </button>
+                    </div>
+                </div>
             </form>
             <p
                 id="encoder-status"

@@ -1,59 +1,82 @@
-//! The browser front end: a Leptos (client-side rendered) page that checks the browser's WebGPU
-//! and drives the engine through its public async API. No tensor math lives here: the app
-//! fetches files, calls the engine, and shows what comes back.
+//! The browser front end: a Leptos (client-side rendered) app with five pages behind tabs
+//! (Studio, Model, Toy lab, Settings, Diagnostics). No tensor math lives here: the app reads
+//! the user's inputs, calls the engine's async API, and shows what comes back.
 //!
-//! Layout: [`webgpu`] probes `navigator.gpu` and shows the adapter; [`encoder`] runs the text
-//! encoder check on the tiny fixture model; [`device`] is the small async helper they share.
-//! Model files are fetched by the engine (`crate::pipeline::load_text_encoder`), streamed.
+//! Layout: [`shell`] is the frame (masthead, tabs, which page shows); [`state`] the state the
+//! pages share (the GPU probe, the model status, the GPU job in flight); [`model`] the loaded
+//! model; [`pages`] one module per page; [`webgpu`] probes `navigator.gpu`; [`device`] holds
+//! the page's one burn device; [`encoder`] is the text encoder check on the Diagnostics page;
+//! [`fetch`] fetches files; [`js`] reads browser objects by name. docs/app.md explains the
+//! choices (main thread, CSP, budgets).
 
 mod device;
 mod encoder;
+mod files;
+mod format;
+mod gemini;
+mod js;
+mod model;
+mod pages;
+mod shell;
+mod state;
 mod webgpu;
 
-use leptos::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 
-use encoder::EncoderPanel;
-use webgpu::WebGpuPanel;
+/// The element of `index.html` the app replaces: it holds the static shell that paints before
+/// the WebAssembly has loaded.
+const ROOT_ID: &str = "app";
 
-/// Installs the panic hook and mounts the page on `<body>`.
+/// Installs the panic hook and mounts the app in place of the static shell.
 pub fn mount() {
+    // The module is compiled and running: what is left until interactive is the first render.
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark("sow-main");
+    }
     install_panic_hook();
-    leptos::mount::mount_to_body(App);
+    let root = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(ROOT_ID))
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+    match root {
+        Some(root) => {
+            root.set_inner_html("");
+            leptos::mount::mount_to(root, shell::App).forget();
+        }
+        None => leptos::mount::mount_to_body(shell::App),
+    }
+    mark_interactive();
 }
 
-/// The whole page.
-#[component]
-pub fn App() -> impl IntoView {
-    view! {
-        <header class="masthead">
-            <h1>"SOW Studio"</h1>
-            <p class="lede">
-                "Selective One-Way Diffusion on Stable Diffusion 2.1, running on your own GPU \
-                 through WebGPU: nothing to install, nothing leaves your machine."
-            </p>
-        </header>
-        <main class="panels">
-            <WebGpuPanel/>
-            <EncoderPanel/>
-        </main>
-        // Filled by the panic hook: after a panic the wasm module is dead, so the page must
-        // say so itself instead of leaving a spinner forever.
-        <div id="fatal-error" class="fatal" role="alert" hidden></div>
-        <footer class="colophon">
-            "Rust, burn and Leptos, compiled to WebAssembly."
-        </footer>
+/// Tells the page (and the page test's budget check) that the app is up: the `data-app`
+/// attribute on `<html>` and a `sow-app-interactive` performance mark, set on the first
+/// animation frame after mounting, when the app's first render is on screen.
+fn mark_interactive() {
+    let callback = wasm_bindgen::closure::Closure::once_into_js(|| {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        if let Some(performance) = window.performance() {
+            let _ = performance.mark("sow-app-interactive");
+        }
+        if let Some(html) = window.document().and_then(|d| d.document_element()) {
+            let _ = html.set_attribute("data-app", "ready");
+        }
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = window.request_animation_frame(callback.unchecked_ref());
     }
 }
 
 /// Chains `console_error_panic_hook` (the message and stack in the console) with a hook that
 /// writes the message into the page. A panic aborts the module, so signals can no longer update
-/// anything: the hook writes to the DOM directly, into `#fatal-error` and into the encoder's
-/// status line (which a waiting user, or the page test, is watching).
+/// anything: the hook writes to the DOM directly, into `#fatal-error`.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        let message = format!("error: the app crashed: {info}");
+        let message = format!(
+            "The app stopped because of an internal error; reload the page to go on. ({info})"
+        );
         let Some(document) = web_sys::window().and_then(|w| w.document()) else {
             return;
         };
@@ -61,25 +84,16 @@ fn install_panic_hook() {
             banner.set_text_content(Some(&message));
             let _ = banner.remove_attribute("hidden");
         }
-        if let Some(status) = document.get_element_by_id("encoder-status") {
-            status.set_text_content(Some(&message));
-            let _ = status.set_attribute("data-state", "error");
+        if let Some(html) = document.document_element() {
+            let _ = html.set_attribute("data-app", "crashed");
         }
     }));
 }
 
-/// Resolves on the next macrotask. Signal updates reach the DOM asynchronously; awaiting this
-/// after setting a status lets the browser paint it before a long synchronous step (building a
-/// model) holds the main thread.
+/// Resolves on the next macrotask, so that the browser can paint and handle input (a click on
+/// Cancel, say) before the next piece of synchronous work.
 pub(crate) async fn yield_to_browser() {
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback(&resolve);
-        } else {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    gloo_timers::future::TimeoutFuture::new(0).await;
 }
 
 /// Milliseconds from a monotonic clock (`performance.now()`), for the elapsed-time readouts.

@@ -4,11 +4,11 @@
 //! The probe reads the JS objects through `js_sys::Reflect`: web-sys's WebGPU bindings need the
 //! unstable `web_sys_unstable_apis` cfg flag, and we only read a few properties.
 
-use js_sys::{Function, Promise, Reflect};
+use js_sys::Reflect;
 use leptos::prelude::*;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsValue;
 
+use super::js::{await_method, call_method, get};
 use super::js_error_message;
 
 /// The adapter limits that matter for the engine, in the order shown.
@@ -178,30 +178,6 @@ async fn describe_adapter(adapter: &JsValue) -> AdapterReport {
     }
 }
 
-/// `target[key]`, `undefined` when the target is not an object or the read throws.
-fn get(target: &JsValue, key: &str) -> JsValue {
-    if !target.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// `target[name](...args)`.
-fn call_method(target: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
-    let method: Function = get(target, name)
-        .dyn_into()
-        .map_err(|_| JsValue::from_str(&format!("{name} is not a function")))?;
-    let args: js_sys::Array = args.iter().collect();
-    method.apply(target, &args)
-}
-
-/// `await target[name](...args)`.
-async fn await_method(target: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
-    let value = call_method(target, name, args)?;
-    let promise = Promise::resolve(&value);
-    JsFuture::from(promise).await
-}
-
 /// Formats a limit: bytes in MiB/KiB (with the exact count in the tooltip), counts as is.
 fn format_limit(value: f64, unit: LimitUnit) -> String {
     const KIB: f64 = 1024.0;
@@ -214,14 +190,11 @@ fn format_limit(value: f64, unit: LimitUnit) -> String {
     }
 }
 
-/// The panel: runs the probe once when mounted.
+/// The Diagnostics page's WebGPU section: the probe's verdict, then the adapter and its limits
+/// or what to do without one.
 #[component]
 pub fn WebGpuPanel() -> impl IntoView {
-    let probe = RwSignal::new(GpuProbe::Checking);
-    leptos::task::spawn_local(async move {
-        probe.set(probe_webgpu().await);
-    });
-
+    let probe = super::state::app_state().gpu;
     view! {
         <section class="panel" aria-labelledby="webgpu-title">
             <h2 id="webgpu-title">"WebGPU"</h2>
@@ -245,6 +218,44 @@ pub fn WebGpuPanel() -> impl IntoView {
                 }}
             </div>
         </section>
+    }
+}
+
+/// A banner for the pages that need a GPU, shown only when WebGPU is unusable: what is wrong,
+/// what to do, and a link to the Diagnostics page with the details.
+#[component]
+pub fn GpuNotice() -> impl IntoView {
+    let state = super::state::app_state();
+    let probe = state.gpu;
+    let unusable = move || {
+        probe.with(|p| {
+            matches!(
+                p,
+                GpuProbe::Missing { .. } | GpuProbe::NoAdapter | GpuProbe::Failed(_)
+            )
+        })
+    };
+    view! {
+        <Show when=unusable>
+            <div class="notice" data-state="error" role="alert">
+                <p class="notice-title">{move || probe.with(GpuProbe::headline)}</p>
+                <p>
+                    "SOW Studio runs Stable Diffusion on your GPU through WebGPU, so it cannot                      load a model or make images here. "
+                    {move || probe.with(|p| p.advice().unwrap_or_default())}
+                </p>
+                <p>
+                    <a
+                        href="#diagnostics"
+                        on:click=move |ev| {
+                            ev.prevent_default();
+                            super::shell::open_page(state, super::shell::Page::Diagnostics);
+                        }
+                    >
+                        "See what this browser reports (Diagnostics)"
+                    </a>
+                </p>
+            </div>
+        </Show>
     }
 }
 

@@ -108,6 +108,9 @@ pub enum GenerateError {
     /// A condition does not fit its box or the canvas.
     #[error(transparent)]
     Condition(#[from] ConditionError),
+    /// The attention modulation's strengths are out of range.
+    #[error(transparent)]
+    Attention(#[from] crate::diffusion::sow::dam::DamOptionsError),
     /// The observer cancelled.
     #[error("cancelled after {unet_calls} of {unet_total} UNet evaluations")]
     Cancelled {

@@ -3,6 +3,7 @@
 //! below know nothing of runs; the app above never does tensor math.
 
 pub mod conditioning;
+pub mod conditions;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;

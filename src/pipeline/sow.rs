@@ -4,11 +4,55 @@
 
 use burn::tensor::Device;
 
+use super::generate::{generate, GenerateError, GenerateJob, Generated, RunObserver};
+use super::Models;
 use crate::diffusion::sow::dam::{Dam, DamCondition, DamOptions, DamOptionsError};
-use crate::diffusion::sow::planner::Plan;
-use crate::diffusion::sow::run::CYCLE_BRANCHES;
+use crate::diffusion::sow::planner::{ConditionImage, Plan, PlanRequest};
+use crate::diffusion::sow::run::{CycleHook, CYCLE_BRANCHES};
 use crate::diffusion::sow::RunOptions;
+use crate::imaging::png::{encode_rgb_png, PngError};
 use crate::imaging::{compose_canvas, ConditionError, PreparedCondition};
+
+/// What the planner is asked (docs/planner.md): the user's prompt and each condition as its
+/// masked crop in PNG, labelled (a file name), for a `canvas`-pixel canvas.
+pub fn plan_request(
+    prompt: &str,
+    canvas: usize,
+    conditions: &[(String, PreparedCondition)],
+) -> Result<PlanRequest, PngError> {
+    let mut images = Vec::with_capacity(conditions.len());
+    for (label, condition) in conditions {
+        let side = condition.placement.side;
+        let png = encode_rgb_png(&condition.crop_rgb, side, side)?;
+        images.push(ConditionImage::png(png).labelled(label.clone()));
+    }
+    let mut request = PlanRequest::new(prompt, images);
+    request.canvas = canvas;
+    Ok(request)
+}
+
+/// Runs a job: COW, or SOW when `planned` gives the plan and its attention options (the
+/// cycles' attention modulation, docs/method.md §3.4). The job's prompt is already P*.
+pub async fn generate_run<O: RunObserver>(
+    models: &Models,
+    job: &GenerateJob,
+    planned: Option<(&Plan, &DamOptions)>,
+    observer: &mut O,
+) -> Result<Generated, GenerateError> {
+    let attention = match planned {
+        Some((plan, dam)) => Some(
+            attention_for(plan, &job.conditions, &job.options, dam, &models.device).map_err(
+                |e| match e {
+                    PlannedRunError::Condition(e) => GenerateError::Condition(e),
+                    PlannedRunError::Options(e) => GenerateError::Attention(e),
+                },
+            )?,
+        ),
+        None => None,
+    };
+    let hook = attention.as_ref().map(|dam| dam as &dyn CycleHook);
+    generate(models, job, hook, observer).await
+}
 
 /// The options of a run after the plan: P*'s background suggestion replaces the background
 /// prompts unless the user set them (`keep_background` true).

@@ -11,11 +11,12 @@ use sow_studio::device::{self, DeviceChoice};
 use sow_studio::diffusion::sow::dam::DamOptions;
 use sow_studio::diffusion::sow::presets::{InversionChoice, DEFAULT_SEED};
 use sow_studio::diffusion::sow::{JumpMode, RunOptions, Setting};
-use sow_studio::imaging::{prepare_condition_files, PreparedCondition, SquareBox};
-use sow_studio::pipeline::generate::{generate, GenerateJob};
+use sow_studio::imaging::SquareBox;
+use sow_studio::pipeline::conditions::ConditionFiles;
+use sow_studio::pipeline::generate::GenerateJob;
 use sow_studio::pipeline::load::LoadOptions;
-use sow_studio::pipeline::params::{sha256_hex, ConditionRecord, ImageParameters, Method};
-use sow_studio::pipeline::sow::{attention_for, planned_options};
+use sow_studio::pipeline::params::{sha256_hex, ImageParameters, Method};
+use sow_studio::pipeline::sow::{generate_run, planned_options};
 use sow_studio::pipeline::{license_notice, ModelSource, Models, DEFAULT_MODEL_URL};
 use sow_studio::weights::safetensors::{decode_f32, serialize_f32, SafetensorsHeader};
 use sow_studio::weights::{ConversionPolicy, Scheme};
@@ -330,7 +331,7 @@ pub fn resolve(
             None | Some("-") => None,
             Some(path) => Some(base_dir.join(path)),
         };
-        let file = ConditionFile::read(&base_dir.join(image), mask.as_deref())
+        let file = read_condition(&base_dir.join(image), mask.as_deref())
             .map_err(|e| format!("condition {}: {e}", i + 1))?;
         if let Some(old) = earlier.as_ref().and_then(|p| p.conditions.get(i)) {
             if old.image_sha256 != file.image_sha256 {
@@ -372,7 +373,12 @@ pub fn resolve(
                 _ => {
                     let seen = files
                         .iter()
-                        .map(|f| Ok((f.label.clone(), f.prepare(default_box(options.canvas))?)))
+                        .map(|f| {
+                            let prepared = f
+                                .prepare(default_box(options.canvas))
+                                .map_err(|e| e.to_string())?;
+                            Ok((f.label.clone(), prepared))
+                        })
                         .collect::<Result<Vec<_>, String>>()?;
                     let gemini = GeminiChoice {
                         model: args.gemini_model.clone(),
@@ -475,45 +481,21 @@ fn attention_options(
     Ok(dam)
 }
 
-/// A condition's files, read once: prepared for whichever box the run settles on.
-struct ConditionFile {
-    label: String,
-    name: Option<String>,
-    image: Vec<u8>,
-    mask: Option<Vec<u8>>,
-    image_sha256: String,
-}
-
-impl ConditionFile {
-    fn read(image_path: &Path, mask_path: Option<&Path>) -> Result<Self, String> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-        };
-        let image = read(image_path)?;
-        Ok(ConditionFile {
-            label: image_path.display().to_string(),
-            name: image_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned()),
-            image_sha256: sha256_hex(&image),
-            mask: mask_path.map(read).transpose()?,
-            image,
-        })
-    }
-
-    fn prepare(&self, placement: SquareBox) -> Result<PreparedCondition, String> {
-        prepare_condition_files(&self.image, &self.label, self.mask.as_deref(), placement)
-            .map_err(|e| e.to_string())
-    }
-
-    fn record(&self, placement: SquareBox) -> ConditionRecord {
-        ConditionRecord {
-            placement,
-            image_sha256: self.image_sha256.clone(),
-            mask_sha256: self.mask.as_deref().map(sha256_hex),
-            image_name: self.name.clone(),
-        }
-    }
+/// A condition's files, read from disk.
+fn read_condition(image_path: &Path, mask_path: Option<&Path>) -> Result<ConditionFiles, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let name = image_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let mask = mask_path.map(read).transpose()?;
+    Ok(ConditionFiles::new(
+        &image_path.display().to_string(),
+        name,
+        read(image_path)?,
+        mask,
+    ))
 }
 
 /// COW's default placement, 256 px at (128, 0) on 512, scaled to the canvas.
@@ -634,23 +616,11 @@ pub fn execute(
             .options
             .unet_evaluations(resolved.job.conditions.len()),
     );
-    let attention = match (&resolved.params.plan, &resolved.params.attention) {
-        (Some(plan), Some(dam)) => Some(
-            attention_for(
-                plan,
-                &resolved.job.conditions,
-                &resolved.job.options,
-                dam,
-                &models.device,
-            )
-            .map_err(|e| e.to_string())?,
-        ),
+    let planned = match (&resolved.params.plan, &resolved.params.attention) {
+        (Some(plan), Some(dam)) => Some((plan, dam)),
         _ => None,
     };
-    let hook = attention
-        .as_ref()
-        .map(|dam| dam as &dyn sow_studio::diffusion::sow::run::CycleHook);
-    let generated = pollster::block_on(generate(models, &resolved.job, hook, &mut observer))
+    let generated = pollster::block_on(generate_run(models, &resolved.job, planned, &mut observer))
         .map_err(|e| e.to_string());
     observer.finish();
     let generated = generated?;

@@ -4,11 +4,9 @@
 
 use std::path::Path;
 
-use sow_studio::diffusion::sow::planner::{
-    AnyPlanner, ApiKey, ConditionImage, GeminiSettings, Plan, PlanRequest, Planner,
-};
-use sow_studio::imaging::png::encode_rgb_png;
+use sow_studio::diffusion::sow::planner::{AnyPlanner, ApiKey, GeminiSettings, Plan, Planner};
 use sow_studio::imaging::PreparedCondition;
+use sow_studio::pipeline::sow::plan_request;
 
 /// Which planner plans a SOW run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -79,14 +77,7 @@ pub fn make_plan(
     canvas: usize,
     conditions: &[(String, PreparedCondition)],
 ) -> Result<Plan, String> {
-    let mut images = Vec::with_capacity(conditions.len());
-    for (label, condition) in conditions {
-        let side = condition.placement.side;
-        let png = encode_rgb_png(&condition.crop_rgb, side, side).map_err(|e| e.to_string())?;
-        images.push(ConditionImage::png(png).labelled(label.clone()));
-    }
-    let mut request = PlanRequest::new(prompt, images);
-    request.canvas = canvas;
+    let request = plan_request(prompt, canvas, conditions).map_err(|e| e.to_string())?;
     let key = match choice {
         PlannerChoice::Offline => None,
         PlannerChoice::Auto => ApiKey::from_env().map_err(|e| e.to_string())?,

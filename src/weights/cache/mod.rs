@@ -37,6 +37,9 @@ use super::Component;
 use dir::Store;
 #[cfg(target_arch = "wasm32")]
 use opfs::Store;
+/// The app keeps its history of results in the same private file system folder.
+#[cfg(target_arch = "wasm32")]
+pub(crate) use opfs::Store as BrowserStore;
 
 /// The layout version: a new layout gets a new top folder, and old entries are never read.
 const LAYOUT: &str = "v1";
