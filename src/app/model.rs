@@ -10,7 +10,7 @@ use crate::pipeline::{
     load_models, LoadEvent, LoadOptions, LoadProgress, LoadReport, ModelSource, Models, SourceInfo,
 };
 use crate::weights::cache::Cache;
-use crate::weights::Component;
+use crate::weights::{Component, ConversionPolicy, Scheme};
 
 use super::device::webgpu_device;
 
@@ -113,10 +113,24 @@ impl ModelInfo {
 /// architecture, and the fixture models are a few megabytes.
 const FULL_SIZE_UNET_BYTES: u64 = 1_000_000_000;
 
-/// Loads every component from `source` onto the page's WebGPU device, through the browser's
-/// cache for downloaded sources (docs/weights.md#cache), telling `progress` as it goes.
+/// About what SD-2.1-base takes on the GPU with the UNet stored in `scheme` (docs/quantization.md):
+/// the UNet's weights, the f32 text encoder (1.36 GB) and VAE (0.33 GB), and about 1 GB of
+/// activations for a 512 px run. Bytes.
+pub fn gpu_estimate(scheme: Scheme) -> u64 {
+    let unet = match scheme {
+        Scheme::F32 => 3_460_000_000,
+        Scheme::Q8 => 927_000_000,
+        Scheme::Q4 => 496_000_000,
+    };
+    unet + 1_360_000_000 + 330_000_000 + 1_000_000_000
+}
+
+/// Loads every component from `source` onto the page's WebGPU device, the UNet stored in
+/// `scheme`, through the browser's cache for downloaded sources (docs/weights.md#cache),
+/// telling `progress` as it goes.
 pub async fn load(
     source: &ModelSource,
+    scheme: Scheme,
     progress: &mut dyn FnMut(LoadEvent),
 ) -> Result<(Models, ModelInfo), String> {
     let device = webgpu_device().await?;
@@ -137,6 +151,7 @@ pub async fn load(
     };
     let options = LoadOptions {
         cache: cache.as_ref(),
+        policy: ConversionPolicy::unet(scheme),
         ..LoadOptions::default()
     };
     for notice in &notices {

@@ -89,6 +89,9 @@ test('the model loads from a URL with per-component progress', async () => {
   assert.ok(bars.length >= 1, `progress bars seen: ${bars.join(', ')}`);
   assert.ok(model.weightBytes() > 0, 'weights came from the mirror');
   assert.match(await page.locator('#model-facts').textContent(), /small test model/);
+  // 8-bit by default, with the memory estimate of the choice.
+  assert.equal(await page.getByLabel('UNet weights on the GPU').inputValue(), 'q8');
+  assert.match(await page.locator('#gpu-estimate').textContent(), /about 3\.\d+ GB/);
   await screenshot(page, 'model-loaded-laptop');
 });
 

@@ -7,7 +7,8 @@ use wasm_bindgen::JsCast;
 
 use crate::app::format::{format_bytes, format_seconds};
 use crate::app::model::{
-    cached_entries, clear_cache, load, set_loaded_models, LoadView, ModelInfo, ModelStatus,
+    cached_entries, clear_cache, gpu_estimate, load, set_loaded_models, LoadView, ModelInfo,
+    ModelStatus,
 };
 use crate::app::state::{app_state, claim_gpu};
 use crate::app::webgpu::GpuNotice;
@@ -16,6 +17,7 @@ use crate::pipeline::source::{PickedFiles, UrlSource};
 use crate::pipeline::{
     LoadProgress, ModelSource, Phase, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL,
 };
+use crate::weights::Scheme;
 
 /// Which kind of source the user chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub fn ModelPage() -> impl IntoView {
     let state = app_state();
     let kind = RwSignal::new(SourceKind::Default);
     let url = RwSignal::new(String::new());
+    // 8-bit by default: the full UNet then takes under 1 GB of GPU memory (docs/quantization.md).
+    let scheme = RwSignal::new(Scheme::Q8);
     // Picked files are JS objects: kept outside the reactive graph, counted in a signal.
     let picked = StoredValue::new_local(None::<PickedFiles>);
     let picked_count = RwSignal::new(0usize);
@@ -84,7 +88,7 @@ pub fn ModelPage() -> impl IntoView {
             let _claim = claim;
             yield_to_browser().await;
             let mut view = LoadView::default();
-            let result = load(&source, &mut |event| {
+            let result = load(&source, scheme.get_untracked(), &mut |event| {
                 view.apply(event);
                 status.set(ModelStatus::Loading(view.clone()));
             })
@@ -206,6 +210,34 @@ pub fn ModelPage() -> impl IntoView {
                             </p>
                         </div>
                     </fieldset>
+                    <div class="field">
+                        <label for="model-scheme">"UNet weights on the GPU"</label>
+                        <select
+                            id="model-scheme"
+                            on:change=move |ev| {
+                                if let Ok(s) = event_target_value(&ev).parse::<Scheme>() {
+                                    scheme.set(s);
+                                }
+                            }
+                        >
+                            <option value="q8" selected=move || scheme.get() == Scheme::Q8>
+                                "8-bit (default: 0.93 GB, close to full precision)"
+                            </option>
+                            <option value="q4" selected=move || scheme.get() == Scheme::Q4>
+                                "4-bit (0.50 GB, for small GPUs; less faithful)"
+                            </option>
+                            <option value="f32" selected=move || scheme.get() == Scheme::F32>
+                                "32-bit float (3.5 GB, the reference)"
+                            </option>
+                        </select>
+                        <p class="hint" id="gpu-estimate">
+                            {move || format!(
+                                "Stable Diffusion 2.1 then needs about {} of GPU memory in all \
+                                 (weights and a 512 px run).",
+                                format_bytes(gpu_estimate(scheme.get()))
+                            )}
+                        </p>
+                    </div>
                     <p class="license" id="license">
                         "The weights of Stable Diffusion 2.1 are licensed under the "
                         <a href=LICENSE_URL target="_blank" rel="noopener noreferrer">
@@ -213,7 +245,7 @@ pub fn ModelPage() -> impl IntoView {
                         </a>
                         " license, which restricts how they and the images they make may be \
                          used. Loading them means you accept it. The full model is about 2.6 GB \
-                         to download and needs about 5 GB of GPU memory."
+                         to download."
                     </p>
                     <div class="row">
                         <button
