@@ -3,8 +3,8 @@
 //! loaded, and what the browser's cache holds. Nothing is fetched until the user presses Load.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 
+use crate::app::files::input_of;
 use crate::app::format::{format_bytes, format_seconds};
 use crate::app::model::{
     cached_entries, clear_cache, gpu_estimate, load, set_loaded_models, LoadView, ModelInfo,
@@ -122,10 +122,7 @@ pub fn ModelPage() -> impl IntoView {
     });
 
     let on_pick = move |ev: leptos::ev::Event| {
-        let Some(input) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
+        let Some(input) = input_of(&ev) else {
             return;
         };
         if let Some(list) = input.files() {

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::state::{default_box, ConditionEntry, Studio};
-use crate::app::files::{dropped_files, file_url, files_of, read_file, revoke_url};
+use crate::app::files::{dropped_files, file_url, files_of, input_of, read_file, revoke_url};
 use crate::imaging::{decode_image, SquareBox};
 use crate::pipeline::conditions::ConditionFiles;
 
@@ -68,10 +67,7 @@ pub fn ConditionsPanel(studio: Studio) -> impl IntoView {
     on_cleanup(move || paste.remove());
 
     let on_pick = move |ev: leptos::ev::Event| {
-        let Some(input) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
+        let Some(input) = input_of(&ev) else {
             return;
         };
         add_files(studio, files_of(input.files()));

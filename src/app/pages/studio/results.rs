@@ -4,10 +4,9 @@
 //! system (`sow-studio/history/`) until the user clears it.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::state::{ResultEntry, Studio};
-use crate::app::files::{blob_url, dropped_files, files_of, read_file, revoke_url};
+use crate::app::files::{blob_url, dropped_files, files_of, input_of, read_file, revoke_url};
 use crate::pipeline::generate::Generated;
 use crate::pipeline::params::{from_png, to_png, ImageParameters};
 use crate::weights::cache::BrowserStore;
@@ -136,10 +135,7 @@ fn reuse_from_file(studio: Studio, file: web_sys::File) {
 #[component]
 pub fn ResultPanel(studio: Studio) -> impl IntoView {
     let on_pick = move |ev: leptos::ev::Event| {
-        let Some(input) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
+        let Some(input) = input_of(&ev) else {
             return;
         };
         if let Some(file) = files_of(input.files()).into_iter().next() {
