@@ -20,5 +20,5 @@ pub mod toy;
 pub use error::LoadError;
 pub use load::{load_models, load_text_encoder, pull, LoadOptions, PullReport};
 pub use models::{Models, SourceInfo};
-pub use progress::{render_line, LoadEvent, LoadProgress, LoadReport, Phase};
+pub use progress::{format_bytes, render_line, LoadEvent, LoadProgress, LoadReport, Phase};
 pub use source::{license_notice, ModelSource, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL};

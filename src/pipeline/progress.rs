@@ -104,6 +104,21 @@ impl RateMeter {
     }
 }
 
+/// Bytes in B, kB, MB or GB (powers of 1000, as download sizes are given): the CLI's summaries
+/// and the app's Model page.
+pub fn format_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.0} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 /// One line for a terminal, e.g.
 /// `UNet        [########............]  812.3 / 1731.9 MB   45.1 MB/s   ETA 20 s`.
 pub fn render_line(p: &LoadProgress) -> String {

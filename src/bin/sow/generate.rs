@@ -22,8 +22,9 @@ use sow_studio::weights::safetensors::{decode_f32, serialize_f32, SafetensorsHea
 use sow_studio::weights::{ConversionPolicy, Scheme};
 
 use crate::plan::{check_fits, make_plan, read_plan, GeminiChoice, PlannerChoice};
-use crate::progress::{bytes, LoadBars, ProgressBarObserver};
+use crate::progress::{LoadBars, ProgressBarObserver};
 use crate::pull::open_cache;
+use sow_studio::pipeline::format_bytes;
 
 /// The options of `sow generate` (and, as JSON fields, of one `sow batch` job).
 #[derive(clap::Args, Debug, Default, Deserialize)]
@@ -593,8 +594,8 @@ pub fn load_models(
     if let Some(report) = report.filter(|_| source.is_remote()) {
         summary.push_str(&format!(
             " ({} transferred, {} from the cache)",
-            bytes(report.transferred),
-            bytes(report.from_cache)
+            format_bytes(report.transferred),
+            format_bytes(report.from_cache)
         ));
     }
     eprintln!("{summary}");

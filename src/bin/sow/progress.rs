@@ -120,17 +120,3 @@ impl Default for LoadBars {
         Self::new()
     }
 }
-
-/// A byte count for people: `1.73 GB`, `812.3 MB`, `12 kB`.
-pub fn bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.0} kB", n / 1e3)
-    } else {
-        format!("{n} B")
-    }
-}

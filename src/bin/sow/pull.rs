@@ -10,7 +10,8 @@ use sow_studio::pipeline::{license_notice, pull, ModelSource, DEFAULT_MODEL_URL}
 use sow_studio::weights::cache::Cache;
 use sow_studio::weights::{ConversionPolicy, Scheme};
 
-use crate::progress::{bytes, LoadBars};
+use crate::progress::LoadBars;
+use sow_studio::pipeline::format_bytes;
 
 /// The options of `sow pull`.
 #[derive(clap::Args, Debug)]
@@ -71,10 +72,10 @@ pub fn run(args: &PullArgs) -> Result<(), String> {
             .map(|r| format!(" (revision {r})"))
             .unwrap_or_default(),
         report.seconds,
-        bytes(report.transferred),
-        bytes(report.already_cached),
-        bytes(report.written),
-        bytes(report.entry_bytes),
+        format_bytes(report.transferred),
+        format_bytes(report.already_cached),
+        format_bytes(report.written),
+        format_bytes(report.entry_bytes),
     );
     Ok(())
 }
