@@ -5,6 +5,10 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use sow_studio::device::{self, GpuLimits};
+use sow_studio::diffusion::sow::dam::{Dam, DamCondition, DamOptions};
+use sow_studio::imaging::{GridMask, PixelRect, SquareBox};
+use sow_studio::model::budget;
+use sow_studio::model::hook::AttentionHook;
 use sow_studio::model::config::UNetConfig;
 use sow_studio::model::limits;
 use sow_studio::model::unet::UNet;
@@ -49,6 +53,10 @@ pub struct BenchUnetArgs {
     /// How the UNet's weights are kept on the device: f32, q8 (8-bit blocks) or q4.
     #[arg(long, default_value = "f32")]
     scheme: Scheme,
+    /// Also time each evaluation with SOW's attention modulation (DAM, default options, one
+    /// condition) and print the ratio; runs alternate so both see the same machine state.
+    #[arg(long)]
+    dam: bool,
 }
 
 fn random_unet(device: &Device, scheme: Scheme) -> Result<UNet, String> {
@@ -63,13 +71,18 @@ fn random_unet(device: &Device, scheme: Scheme) -> Result<UNet, String> {
     Ok(unet)
 }
 
-/// One UNet evaluation; returns seconds.
-fn unet_step(unet: &UNet, device: &Device, batch: usize) -> Result<f64, String> {
+/// One UNet evaluation, with `hook` on its self-attention if given; returns seconds.
+fn unet_step(
+    unet: &UNet,
+    device: &Device,
+    batch: usize,
+    hook: Option<&dyn AttentionHook>,
+) -> Result<f64, String> {
     let sample = Tensor::<4>::random([batch, 4, 64, 64], Distribution::Normal(0.0, 1.0), device);
     let context = Tensor::<3>::random([batch, 77, 1024], Distribution::Normal(0.0, 1.0), device);
     device.sync().map_err(|e| format!("{e:?}"))?;
     let started = Instant::now();
-    let out = unet.forward(sample, 501.0, context);
+    let out = unet.forward_hooked(sample, 501.0, context, hook);
     let values = out
         .into_data()
         .try_to_vec::<f32>()
@@ -79,6 +92,33 @@ fn unet_step(unet: &UNet, device: &Device, batch: usize) -> Result<f64, String> 
         return Err("the UNet output has non-finite values".to_string());
     }
     Ok(seconds)
+}
+
+/// DAM as a SOW run on a 512 px canvas would use it: one 256 px condition at (128, 64) kept
+/// whole, its related region the canvas below it (a face and its body), cycle 1 of 5, the
+/// prompt branch at batch entry 1 (COW's cycle layout).
+fn bench_dam(device: &Device) -> Result<Dam, String> {
+    let canvas = 512;
+    let placement = SquareBox::new(128, 64, 256);
+    let keep = GridMask::from_cells(32, 32, vec![true; 32 * 32]).expect("32x32 cells");
+    let below = PixelRect {
+        x: 64,
+        y: 320,
+        w: 384,
+        h: 192,
+    };
+    let related = GridMask::from_rect(&below, canvas, canvas / 8);
+    let condition = DamCondition::new(placement, &keep, &related, canvas);
+    Dam::new(DamOptions::default(), vec![condition], 5, 1, device).map_err(|e| e.to_string())
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// Runs each check in turn (the library's `model::limits`), printing its report.
@@ -102,24 +142,61 @@ pub fn check_limits(args: &CheckLimitsArgs) -> Result<(), String> {
 }
 
 pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
-    let (batch, runs) = (args.batch, args.runs);
+    let (batch, runs) = (args.batch, args.runs.max(1));
     let device = match args.device.as_str() {
         "cpu" => device::cpu(),
         "vulkan" => device::vulkan(GpuLimits::Adapter)?,
         other => return Err(format!("unknown device {other:?}")),
     };
+    if args.dam && batch < 2 {
+        return Err("--dam needs --batch 2 or more: DAM reads the prompt branch, batch entry 1 \
+                    (a SOW cycle's batch is 4)"
+            .to_string());
+    }
     let unet = random_unet(&device, args.scheme)?;
-    let warmup = unet_step(&unet, &device, batch)?;
+    let dam = args.dam.then(|| bench_dam(&device)).transpose()?;
+    let dam_hook = dam.as_ref().map(|d| d as &dyn AttentionHook);
+    let warmup = unet_step(&unet, &device, batch, None)?;
     eprintln!("warm-up run: {warmup:.2} s");
-    let mut times: Vec<f64> = (0..runs.max(1))
-        .map(|_| unet_step(&unet, &device, batch))
-        .collect::<Result<_, _>>()?;
-    times.sort_by(|a, b| a.total_cmp(b));
+    if dam_hook.is_some() {
+        let warmup = unet_step(&unet, &device, batch, dam_hook)?;
+        eprintln!("warm-up run with DAM: {warmup:.2} s");
+    }
+    let (mut plain, mut modulated) = (Vec::new(), Vec::new());
+    let (mut largest_plain, mut largest_dam) = (0, 0);
+    for _ in 0..runs {
+        budget::reset();
+        plain.push(unet_step(&unet, &device, batch, None)?);
+        largest_plain = largest_plain.max(budget::peak_bytes());
+        if dam_hook.is_some() {
+            budget::reset();
+            modulated.push(unet_step(&unet, &device, batch, dam_hook)?);
+            largest_dam = largest_dam.max(budget::peak_bytes());
+        }
+    }
+    let plain = median(plain);
     println!(
-        "burn UNet step (SD-2.1 full size, {}, 64x64, batch {batch}): median {:.3} s over {} runs",
+        "burn UNet step (SD-2.1 full size, {}, {}, 64x64, batch {batch}): median {plain:.3} s \
+         over {runs} runs; largest intermediate {:.1} MiB",
         args.scheme,
-        times[times.len() / 2],
-        times.len()
+        args.device,
+        mib(largest_plain as u64)
     );
+    if !modulated.is_empty() {
+        let with_dam = median(modulated);
+        println!(
+            "burn UNet step with DAM: median {with_dam:.3} s over {runs} runs; largest \
+             intermediate {:.1} MiB; DAM/plain time ratio {:.3}",
+            mib(largest_dam as u64),
+            with_dam / plain
+        );
+    }
+    if let Some(usage) = device.memory_pool_usage() {
+        println!(
+            "memory pool: {:.1} MiB in use, {:.1} MiB reserved",
+            mib(usage.bytes_in_use),
+            mib(usage.bytes_reserved)
+        );
+    }
     Ok(())
 }
