@@ -8,8 +8,8 @@ use sow_studio::device::{self, GpuLimits};
 use sow_studio::diffusion::sow::dam::{Dam, DamCondition, DamOptions};
 use sow_studio::imaging::{GridMask, PixelRect, SquareBox};
 use sow_studio::model::budget;
-use sow_studio::model::hook::AttentionHook;
 use sow_studio::model::config::UNetConfig;
+use sow_studio::model::hook::AttentionHook;
 use sow_studio::model::limits;
 use sow_studio::model::unet::UNet;
 use sow_studio::weights::{Component, Policy, RandomWeights, Scheme};
@@ -149,9 +149,11 @@ pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
         other => return Err(format!("unknown device {other:?}")),
     };
     if args.dam && batch < 2 {
-        return Err("--dam needs --batch 2 or more: DAM reads the prompt branch, batch entry 1 \
+        return Err(
+            "--dam needs --batch 2 or more: DAM reads the prompt branch, batch entry 1 \
                     (a SOW cycle's batch is 4)"
-            .to_string());
+                .to_string(),
+        );
     }
     let unet = random_unet(&device, args.scheme)?;
     let dam = args.dam.then(|| bench_dam(&device)).transpose()?;
