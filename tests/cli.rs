@@ -10,6 +10,7 @@ use sow_studio::diffusion::sow::planner::PlanSource;
 use sow_studio::imaging::png::encode_rgb_png;
 use sow_studio::pipeline::params::{from_png, sha256_hex, Method};
 use sow_studio::weights::safetensors::{serialize_f32, SafetensorsHeader};
+use sow_studio::weights::Scheme;
 
 fn model() -> String {
     format!("{}/tests/fixtures/tiny-sd2", env!("CARGO_MANIFEST_DIR"))
@@ -145,6 +146,40 @@ fn cow_images_carry_their_parameters_and_reproduce_from_them() {
     ]);
     assert_ok(&again);
     assert_eq!(std::fs::read(dir.join("b.png")).unwrap(), png);
+
+    // The UNet's scheme is recorded (q8 by default) and reused by --params-from: an image made
+    // with the f32 UNet differs, and comes back byte for byte from its own parameters.
+    assert_eq!(params.model.unet_weights, Some(Scheme::Q8));
+    let exact = generate(
+        &dir,
+        &[
+            "--method", "cow", "--box", "32,0,64", "--seed", "7", "--scheme", "f32",
+        ],
+        "f32.png",
+    );
+    assert_ok(&exact);
+    let exact_png = std::fs::read(dir.join("f32.png")).unwrap();
+    assert_eq!(
+        from_png(&exact_png).unwrap().model.unet_weights,
+        Some(Scheme::F32)
+    );
+    assert_ne!(
+        exact_png, png,
+        "the f32 and 8-bit UNets make different images"
+    );
+    let again = sow(&[
+        "generate",
+        "--params-from",
+        dir.join("f32.png").to_str().unwrap(),
+        "--condition",
+        dir.join("face.png").to_str().unwrap(),
+        "--out",
+        dir.join("f32-again.png").to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&again);
+    assert_eq!(std::fs::read(dir.join("f32-again.png")).unwrap(), exact_png);
 
     // Another seed, another image; latents written on request.
     let latents = dir.join("c.safetensors");

@@ -143,6 +143,8 @@ impl ModelFolder {
             source: super::SourceInfo {
                 label: self.root.display().to_string(),
                 revision: None,
+                // This loader reads tensors as they are stored, in f32.
+                unet_weights: Some(crate::weights::Scheme::F32),
             },
         })
     }

@@ -20,7 +20,7 @@ use burn::tensor::Device;
 
 use super::progress::{now_seconds, LoadEvent, LoadProgress, LoadReport, Phase, RateMeter};
 use super::source::{Body, ModelSource, TEXT_FILES};
-use super::{LoadError, Models};
+use super::{LoadError, Models, SourceInfo};
 use crate::model::clip::ClipTextEncoder;
 use crate::model::config::{SchedulerConfig, TextEncoderConfig, UNetConfig, VaeConfig};
 use crate::model::unet::UNet;
@@ -104,7 +104,10 @@ pub async fn load_models(
         vae,
         scheduler: configs.scheduler,
         device: device.clone(),
-        source: source.info(),
+        source: SourceInfo {
+            unet_weights: Some(options.policy.unet),
+            ..source.info()
+        },
     })
 }
 

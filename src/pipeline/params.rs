@@ -165,6 +165,7 @@ mod tests {
             SourceInfo {
                 label: "models/sd21".into(),
                 revision: Some("abc".into()),
+                unet_weights: Some(crate::weights::Scheme::Q8),
             },
             Method::Cow,
             "a person in the forest",
@@ -180,6 +181,16 @@ mod tests {
         let json = params.to_json();
         assert!(json.contains("\"box\":{\"x\":128,\"y\":0,\"side\":256}"));
         assert_eq!(ImageParameters::from_json(&json).unwrap(), params);
+        // The UNet's scheme is recorded, and parameters written before it was still read.
+        assert!(json.contains("\"unet_weights\":\"q8\""), "{json}");
+        let older = json.replace(",\"unet_weights\":\"q8\"", "");
+        assert_eq!(
+            ImageParameters::from_json(&older)
+                .unwrap()
+                .model
+                .unet_weights,
+            None
+        );
         let other = json.replace(FORMAT, "sow-studio/99");
         assert_eq!(
             ImageParameters::from_json(&other),

@@ -17,7 +17,6 @@ import { serveApp } from './support/servers.mjs';
 const WASM_GZIP_BUDGET = 5_000_000;
 const SHELL_PAINT_BUDGET_MS = 1_000;
 const INTERACTIVE_BUDGET_MS = 3_000;
-const INTERACTIVE_HARD_LIMIT_MS = 15_000;
 
 const PAGES = [
   { tab: 'Studio', slug: 'studio', heading: 'Studio' },
@@ -88,11 +87,7 @@ test('the static shell paints and the app becomes interactive within the budgets
         `compiled, main() from ${ms(times.main)}, mounted ${ms(times.started)}, interactive ${ms(times.interactive)}`,
     );
     assert.ok(times.paint <= SHELL_PAINT_BUDGET_MS, `the shell painted at ${times.paint} ms (budget ${SHELL_PAINT_BUDGET_MS})`);
-    // The 3 s budget is not met on the 2-core build machine yet (about 4 s, almost all of it
-    // compiling the 21 MB module; docs/app.md#budgets): printed above and reported, while the
-    // test holds the app to starting at all within a hard limit.
-    if (times.interactive > INTERACTIVE_BUDGET_MS) console.log(`over budget: interactive at ${times.interactive.toFixed(0)} ms (budget ${INTERACTIVE_BUDGET_MS} ms)`);
-    assert.ok(times.interactive <= INTERACTIVE_HARD_LIMIT_MS, `interactive at ${times.interactive} ms (hard limit ${INTERACTIVE_HARD_LIMIT_MS})`);
+    assert.ok(times.interactive <= INTERACTIVE_BUDGET_MS, `interactive at ${times.interactive} ms (budget ${INTERACTIVE_BUDGET_MS})`);
     const wasmFetches = app.requests.filter((r) => r.endsWith('.wasm'));
     assert.equal(wasmFetches.length, 1, `the module was fetched ${wasmFetches.length} times (the preload must be reused)`);
     const { cspViolations } = await watched(page);

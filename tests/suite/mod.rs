@@ -554,6 +554,7 @@ pub fn tiny_models(device: &Device) -> Result<Models, String> {
         source: SourceInfo {
             label: "tests/fixtures/tiny-sd2".into(),
             revision: None,
+            unet_weights: None,
         },
     })
 }

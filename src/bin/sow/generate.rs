@@ -44,10 +44,11 @@ pub struct GenerateArgs {
     pub cache_dir: Option<PathBuf>,
     /// How the UNet's weights are kept on the device: q8 (8-bit blocks, under 1 GB for
     /// SD-2.1), q4 (4-bit, smaller, less exact) or f32 (docs/quantization.md). Part of the
-    /// cache key: pull with the scheme you generate with.
-    #[arg(long, default_value_t = DEFAULT_UNET_SCHEME)]
+    /// cache key: pull with the scheme you generate with. Default: the scheme the
+    /// `--params-from` image was made with, else q8.
+    #[arg(long)]
     #[serde(skip)]
-    pub scheme: Scheme,
+    pub scheme: Option<Scheme>,
     /// A visual condition's image (PNG, JPEG or WebP); repeat for several conditions.
     #[arg(long = "condition", value_name = "IMAGE")]
     #[serde(deserialize_with = "one_or_many")]
@@ -433,6 +434,11 @@ pub fn resolve(
             label: model.clone(),
             // A URL's pinned commit; folders name none.
             revision: ModelSource::parse(&model).ok().and_then(|s| s.revision()),
+            unet_weights: Some(
+                args.scheme
+                    .or(earlier.as_ref().and_then(|p| p.model.unet_weights))
+                    .unwrap_or(DEFAULT_UNET_SCHEME),
+            ),
         },
         method,
         &prompt,
@@ -625,9 +631,11 @@ pub fn execute(
         .map_err(|e| e.to_string());
     observer.finish();
     let generated = generated?;
-    let png =
-        sow_studio::pipeline::params::to_png(&generated.rgb, generated.size, &resolved.params)
-            .map_err(|e| e.to_string())?;
+    // The image records the scheme the UNet was loaded with (a batch loads once for all jobs).
+    let mut params = resolved.params.clone();
+    params.model.unet_weights = models.source.unet_weights;
+    let png = sow_studio::pipeline::params::to_png(&generated.rgb, generated.size, &params)
+        .map_err(|e| e.to_string())?;
     write_atomically(out, &png)?;
     if let Some(plan) = &resolved.params.plan {
         // The plan goes where it was asked for, and beside saved latents (`x.plan.json`), so a
@@ -676,7 +684,11 @@ pub fn run(args: &GenerateArgs) -> Result<(), String> {
         &resolved.model,
         args.device.unwrap_or(DeviceChoice::Auto),
         args.cache_dir.as_deref(),
-        args.scheme,
+        resolved
+            .params
+            .model
+            .unet_weights
+            .unwrap_or(DEFAULT_UNET_SCHEME),
     )?;
     execute(
         &models,

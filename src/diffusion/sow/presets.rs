@@ -145,16 +145,30 @@ impl RunOptions {
     /// preservation states ⌊0.4·N⌋ (and ⌊0.3·N⌋ for the normal setting).
     pub fn preset_with_steps(setting: Setting, steps: usize) -> Self {
         let fraction = |f: f64| (f * steps as f64).floor() as usize;
+        // At few steps the fractions floor onto each other; the order the run needs is kept
+        // (preservation below the cycle end, the end below the start), and a preservation
+        // state with no room below the end is dropped.
+        let start_state = fraction(0.7);
+        let end_state = fraction(0.5).min(start_state.saturating_sub(1));
+        let preserve = |fractions: &[f64]| -> Vec<usize> {
+            let mut states: Vec<usize> = fractions
+                .iter()
+                .filter(|_| end_state > 0)
+                .map(|&f| fraction(f).min(end_state - 1))
+                .collect();
+            states.dedup();
+            states
+        };
         let (preserve_states, eta_final) = match setting {
-            Setting::Normal => (vec![fraction(0.4), fraction(0.3)], 0.0),
-            Setting::Attribute => (vec![fraction(0.4)], 0.1),
-            Setting::Style => (vec![fraction(0.4)], 1.0),
+            Setting::Normal => (preserve(&[0.4, 0.3]), 0.0),
+            Setting::Attribute => (preserve(&[0.4]), 0.1),
+            Setting::Style => (preserve(&[0.4]), 1.0),
         };
         RunOptions {
             setting,
             steps,
-            start_state: fraction(0.7),
-            end_state: fraction(0.5),
+            start_state,
+            end_state,
             cycles: 10,
             preserve_states,
             eta_cycle: 1.0,
@@ -321,6 +335,22 @@ mod tests {
         for setting in Setting::ALL {
             RunOptions::preset(setting).validate().unwrap();
             assert_eq!(RunOptions::preset(setting).unet_evaluations(1), 37);
+        }
+    }
+
+    #[test]
+    fn presets_for_any_step_count_from_three_can_run() {
+        // The app's and the CLI's step field rescales the preset: it must never produce options
+        // that the run then refuses.
+        for steps in 3..=100 {
+            for setting in Setting::ALL {
+                let options = RunOptions::preset_with_steps(setting, steps);
+                assert!(
+                    options.validate().is_ok(),
+                    "{setting:?} with {steps} steps: {:?}",
+                    options.validate()
+                );
+            }
         }
     }
 

@@ -130,6 +130,7 @@ impl ModelSource {
         SourceInfo {
             label: self.label(),
             revision: self.revision(),
+            unet_weights: None,
         }
     }
 

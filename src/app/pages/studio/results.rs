@@ -109,6 +109,16 @@ pub fn reuse_parameters(studio: Studio, params: &ImageParameters) {
             names.join(", ")
         ));
     }
+    // The UNet's scheme is the Model page's choice, made at load time: name a difference.
+    let loaded = crate::app::model::loaded_models().and_then(|m| m.source.unet_weights);
+    if let (Some(made), Some(loaded)) = (params.model.unet_weights, loaded) {
+        if made != loaded {
+            notes.push(format!(
+                "they were made with the UNet in {made} and the loaded model keeps it in \
+                 {loaded} (Model page), so the image will differ slightly"
+            ));
+        }
+    }
     studio.plan.set(params.plan.clone());
     studio.input_message.set(if notes.is_empty() {
         None
