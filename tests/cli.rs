@@ -92,6 +92,21 @@ fn generate_command(dir: &Path, prompt: &str, extra: &[&str], out: &str) -> Comm
     sow_command(&args)
 }
 
+/// `sow generate --params-from <dir/png>` with the condition file beside it, on the CPU.
+fn generate_from_params(dir: &Path, png: &str, out: &str) -> Output {
+    sow(&[
+        "generate",
+        "--params-from",
+        dir.join(png).to_str().unwrap(),
+        "--condition",
+        dir.join("face.png").to_str().unwrap(),
+        "--out",
+        dir.join(out).to_str().unwrap(),
+        "--device",
+        "cpu",
+    ])
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -133,17 +148,7 @@ fn cow_images_carry_their_parameters_and_reproduce_from_them() {
     assert!(params.plan.is_none());
 
     // The PNG alone (plus the condition file) makes the same image again, byte for byte.
-    let again = sow(&[
-        "generate",
-        "--params-from",
-        dir.join("a.png").to_str().unwrap(),
-        "--condition",
-        dir.join("face.png").to_str().unwrap(),
-        "--out",
-        dir.join("b.png").to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let again = generate_from_params(&dir, "a.png", "b.png");
     assert_ok(&again);
     assert_eq!(std::fs::read(dir.join("b.png")).unwrap(), png);
 
@@ -167,17 +172,7 @@ fn cow_images_carry_their_parameters_and_reproduce_from_them() {
         exact_png, png,
         "the f32 and 8-bit UNets make different images"
     );
-    let again = sow(&[
-        "generate",
-        "--params-from",
-        dir.join("f32.png").to_str().unwrap(),
-        "--condition",
-        dir.join("face.png").to_str().unwrap(),
-        "--out",
-        dir.join("f32-again.png").to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let again = generate_from_params(&dir, "f32.png", "f32-again.png");
     assert_ok(&again);
     assert_eq!(std::fs::read(dir.join("f32-again.png")).unwrap(), exact_png);
 

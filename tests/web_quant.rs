@@ -6,36 +6,15 @@
 #![cfg(target_arch = "wasm32")]
 
 mod quant_ops;
+mod web;
 
-use std::cell::RefCell;
-
-use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::Device;
 use quant_ops::Sizes;
 use sow_studio::weights::policy::{Bits, QuantFormat};
 use wasm_bindgen_test::*;
+use web::webgpu;
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-thread_local! {
-    /// WebGPU can be initialized once per page; the tests share the device.
-    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
-}
-
-async fn webgpu() -> Device {
-    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
-        return device;
-    }
-    let device = Device::wgpu_options()
-        .graphics_api(WgpuBackend::WebGpu)
-        .init_async()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("no WebGPU adapter: {e:?} (Chromium needs --enable-unsafe-webgpu)")
-        });
-    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-    device
-}
 
 /// Every linear or every convolution shape (`which`), at `bits`.
 async fn check(which: &str, bits: Bits) {

@@ -5,10 +5,8 @@
 #![cfg(target_arch = "wasm32")]
 
 mod suite;
+mod web;
 
-use std::cell::RefCell;
-
-use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::Device;
 use serde_json::Value;
 use sow_studio::compare::relative_l2;
@@ -19,30 +17,12 @@ use sow_studio::pipeline::{
 };
 use sow_studio::weights::cache::Cache;
 use wasm_bindgen_test::*;
+use web::webgpu;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// The fixture model as the test server serves it (relative to the page's origin).
 const TINY: &str = "/tests/fixtures/tiny-sd2/";
-
-thread_local! {
-    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
-}
-
-async fn webgpu() -> Device {
-    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
-        return device;
-    }
-    let device = Device::wgpu_options()
-        .graphics_api(WgpuBackend::WebGpu)
-        .init_async()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("no WebGPU adapter: {e:?} (Chromium needs --enable-unsafe-webgpu)")
-        });
-    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-    device
-}
 
 /// The text encoder against transformers' hidden states (every golden prompt).
 async fn check_encoder(encoder: &ClipTextEncoder, device: &Device) -> f64 {
