@@ -3,7 +3,8 @@
 # through burn-wgpu on Vulkan next to PyTorch (diffusers) on CUDA, all in one command:
 #   - burn f32 vs burn 8-bit (issue 6: the quantized UNet's time against f32),
 #   - burn vs PyTorch f32 and fp16 (issue 7: the engine against the reference),
-#   - burn with and without DAM at the SOW cycle batch, 4 (issue 8: the cost of DAM).
+#   - burn with and without DAM at the SOW cycle batch, 4 (issue 8: the cost of DAM),
+#   - burn's kinds of work one at a time (convolution, matmul, attention, group norm).
 #   SOW=path/to/sow PYTHON=python3 bash scripts/bench-gpu.sh [--runs R]
 # SOW defaults to the release build; PYTHON needs torch with CUDA and diffusers. Each case has
 # its own time limit so that one slow case cannot hide the others. Not part of the tests.
@@ -25,6 +26,7 @@ torch_f32_2=$(case_ "$PYTHON" scripts/bench_unet_torch.py --device cuda --dtype 
 torch_f16_2=$(case_ "$PYTHON" scripts/bench_unet_torch.py --device cuda --dtype float16 --batch 2 --runs $((runs * 2)) | tee /dev/stderr | median)
 case_ "$SOW" bench-unet --device vulkan --scheme q8 --batch 4 --runs "$runs" --dam
 case_ "$SOW" bench-unet --device vulkan --scheme f32 --batch 4 --runs "$runs" --dam
+case_ "$SOW" bench-ops --device vulkan --runs "$runs"
 
 ratio() { python3 -c "import sys; a, b = sys.argv[1:]; print(f'{float(a) / float(b):.2f}' if a and b else 'n/a')" "$1" "$2"; }
 echo "== ratios at batch 2 (time over time; lower is better for the first)"

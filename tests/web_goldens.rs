@@ -5,7 +5,6 @@
 mod suite;
 mod web;
 
-use burn::tensor::Device;
 use wasm_bindgen_test::*;
 use web::webgpu;
 

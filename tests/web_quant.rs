@@ -8,7 +8,6 @@
 mod quant_ops;
 mod web;
 
-use burn::tensor::Device;
 use quant_ops::Sizes;
 use sow_studio::weights::policy::{Bits, QuantFormat};
 use wasm_bindgen_test::*;

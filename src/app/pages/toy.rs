@@ -233,7 +233,7 @@ pub fn ToyPage() -> impl IntoView {
             </section>
             <section class="panel" aria-labelledby="toy-grid-title">
                 <h2 id="toy-grid-title">"Decoded results"</h2>
-                <p class="hint">"A row per experiment, a column per merge state (noisiest first)."</p>
+                <p class="hint">"A row per experiment, a column per merge state k, in the plot's order: k = 0 merges the clean images, the last column the noisiest states."</p>
                 <div class="toy-grid" id="toy-grid">
                     {move || {
                         ToyVariant::ALL
@@ -241,14 +241,17 @@ pub fn ToyPage() -> impl IntoView {
                             .filter_map(|variant| {
                                 let row: Vec<Cell> = cells.with(|c| {
                                     let mut row: Vec<Cell> = c.iter().filter(|c| c.row.variant == variant).cloned().collect();
-                                    row.sort_by(|a, b| b.row.merge_state.cmp(&a.row.merge_state));
+                                    row.sort_by_key(|c| c.row.merge_state);
                                     row
                                 });
                                 (!row.is_empty()).then(|| view! {
                                     <div class="toy-row" role="group" aria-label=variant.name()>
                                         <span class="toy-row-label">{variant.name()}</span>
                                         {row.into_iter().map(|c| view! {
-                                            <img src=c.url alt=format!("{} merged at state {}", variant.name(), c.row.merge_state)/>
+                                            <figure class="toy-cell">
+                                                <img src=c.url alt=format!("{} merged at state {}", variant.name(), c.row.merge_state)/>
+                                                <figcaption>{format!("k = {}", c.row.merge_state)}</figcaption>
+                                            </figure>
                                         }).collect_view()}
                                     </div>
                                 })

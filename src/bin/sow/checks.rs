@@ -1,12 +1,15 @@
 //! The full-size checks and benchmarks of the engine, on the real SD-2.1-base architecture with
-//! seeded random weights: `sow check-limits` and `sow bench-unet`.
+//! seeded random weights: `sow check-limits`, `sow bench-unet` and `sow bench-ops`.
 
 use std::time::Instant;
 
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use sow_studio::device::{self, GpuLimits};
 use sow_studio::diffusion::sow::dam::{Dam, DamCondition, DamOptions};
 use sow_studio::imaging::{GridMask, PixelRect, SquareBox};
+use sow_studio::model::attention::chunked_attention;
 use sow_studio::model::budget;
 use sow_studio::model::config::UNetConfig;
 use sow_studio::model::hook::AttentionHook;
@@ -57,6 +60,107 @@ pub struct BenchUnetArgs {
     /// condition) and print the ratio; runs alternate so both see the same machine state.
     #[arg(long)]
     dam: bool,
+}
+
+/// `sow bench-ops`: times the UNet's kinds of work one at a time, at its largest level (64×64
+/// latents, 320 channels, batch 2), to see which kernels a slow evaluation spends its time in.
+#[derive(clap::Args, Debug)]
+pub struct BenchOpsArgs {
+    /// Where to run: the CPU backend or wgpu on Vulkan.
+    #[arg(long, default_value = "vulkan", value_parser = ["cpu", "vulkan"])]
+    device: String,
+    /// Timed runs after one warm-up; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+fn open_device(name: &str) -> Result<Device, String> {
+    match name {
+        "cpu" => Ok(device::cpu()),
+        "vulkan" => device::vulkan(GpuLimits::Adapter),
+        other => Err(format!("unknown device {other:?}")),
+    }
+}
+
+fn normal<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// The median seconds of `op` (after one warm-up), waiting for the device each time.
+fn time_op<const D: usize>(
+    device: &Device,
+    runs: usize,
+    op: impl Fn() -> Tensor<D>,
+) -> Result<f64, String> {
+    let sync = || device.sync().map_err(|e| format!("{e:?}"));
+    drop(op());
+    sync()?;
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        sync()?;
+        let started = Instant::now();
+        let out = op();
+        sync()?;
+        times.push(started.elapsed().as_secs_f64());
+        drop(out);
+    }
+    Ok(median(times))
+}
+
+pub fn bench_ops(args: &BenchOpsArgs) -> Result<(), String> {
+    let device = open_device(&args.device)?;
+    let (batch, channels, side, heads) = (2, 320, 64, 5);
+    let tokens = side * side;
+    let report = |name: &str, seconds: f64, flops: f64| {
+        println!(
+            "{name}: {:.3} ms, {:.0} GFLOP/s",
+            seconds * 1e3,
+            flops / seconds / 1e9
+        );
+    };
+
+    let x = normal([batch, channels, side, side], &device);
+    let kernel = normal([channels, channels, 3, 3], &device);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let conv = time_op(&device, args.runs, || {
+        module::conv2d(x.clone(), kernel.clone(), None, options.clone())
+    })?;
+    let conv_flops = 2.0 * (batch * channels * channels * 9 * tokens) as f64;
+    report("conv 3x3 320->320 on 2x64x64", conv, conv_flops);
+
+    let rows = normal([batch * tokens, channels], &device);
+    let weight = normal([channels, 4 * channels], &device);
+    let linear = time_op(&device, args.runs, || rows.clone().matmul(weight.clone()))?;
+    let linear_flops = 2.0 * (batch * tokens * channels * 4 * channels) as f64;
+    report("matmul 8192x320 by 320x1280", linear, linear_flops);
+
+    let width = channels / heads;
+    let q = normal([batch, heads, tokens, width], &device);
+    let k = normal([batch, heads, tokens, width], &device);
+    let v = normal([batch, heads, tokens, width], &device);
+    let scale = 1.0 / (width as f64).sqrt();
+    let attention = time_op(&device, args.runs, || {
+        chunked_attention(q.clone(), k.clone(), v.clone(), scale, 128 << 20)
+    })?;
+    let attention_flops = 4.0 * (batch * heads * tokens * tokens * width) as f64;
+    report(
+        "self-attention 4096 tokens, 5 heads of 64 (128 MiB chunks)",
+        attention,
+        attention_flops,
+    );
+
+    let grouped = x.clone().reshape([batch, 32, channels / 32 * tokens]);
+    let norm = time_op(&device, args.runs, || {
+        let (var, mean) = grouped.clone().var_mean_bias(2);
+        (grouped.clone() - mean).div(var.add_scalar(1e-5).sqrt())
+    })?;
+    let bytes = (batch * channels * tokens * 4) as f64;
+    println!(
+        "group norm over 2x320x64x64: {:.3} ms, {:.1} GB/s of the map read once",
+        norm * 1e3,
+        bytes / norm / 1e9
+    );
+    Ok(())
 }
 
 fn random_unet(device: &Device, scheme: Scheme) -> Result<UNet, String> {
@@ -143,11 +247,7 @@ pub fn check_limits(args: &CheckLimitsArgs) -> Result<(), String> {
 
 pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
     let (batch, runs) = (args.batch, args.runs.max(1));
-    let device = match args.device.as_str() {
-        "cpu" => device::cpu(),
-        "vulkan" => device::vulkan(GpuLimits::Adapter)?,
-        other => return Err(format!("unknown device {other:?}")),
-    };
+    let device = open_device(&args.device)?;
     if args.dam && batch < 2 {
         return Err(
             "--dam needs --batch 2 or more: DAM reads the prompt branch, batch entry 1 \

@@ -30,6 +30,7 @@ fn main() {
         Command::Pull(args) => pull::run(args),
         Command::CheckLimits(args) => checks::check_limits(args),
         Command::BenchUnet(args) => checks::bench_unet(args),
+        Command::BenchOps(args) => checks::bench_ops(args),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");
@@ -62,4 +63,7 @@ enum Command {
     CheckLimits(checks::CheckLimitsArgs),
     /// Time full-size UNet evaluations (random weights).
     BenchUnet(checks::BenchUnetArgs),
+    /// Time the UNet's kinds of work one at a time (convolution, matmul, attention, group
+    /// norm) at its largest level, to see where an evaluation's time goes.
+    BenchOps(checks::BenchOpsArgs),
 }
