@@ -12,7 +12,7 @@ fn main() {
     // Static constructors (cubecl's kernel registry, via `inventory`) run here, once. Because this
     // module references wasm-ld's `__wasm_call_ctors`, the linker no longer wraps every export in
     // a call to it, which had re-run all constructors on each call from JavaScript (about 2.6 s
-    // of start-up, and again on every GPU callback; docs/app.md, "Start-up").
+    // of start-up, and again on every GPU callback; docs/app.md, "Budgets").
     // SAFETY: called once, first, before any constructed static is read.
     unsafe { __wasm_call_ctors() };
     // `mount` installs the panic hook (console_error_panic_hook, chained with one that shows the
