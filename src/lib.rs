@@ -15,6 +15,7 @@
 //! - [`rng`]: the one seeded noise generator.
 //! - [`compare`]: the relative L2 error every golden test uses.
 //! - [`imaging`]: RGB bytes to the VAE's input and its output back to bytes.
+//! - [`pace`]: long GPU work that gives the browser a turn now and then.
 //!
 //! A native program loads a diffusers folder with [`pipeline::folder`], tokenizes with
 //! [`tokenizer::ClipTokenizer`], encodes with [`model::clip::ClipTextEncoder`] and steps
@@ -27,6 +28,7 @@ pub mod diffusion;
 pub mod imaging;
 pub mod model;
 pub mod net;
+pub mod pace;
 pub mod pipeline;
 pub mod rng;
 pub mod tokenizer;

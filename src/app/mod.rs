@@ -6,9 +6,10 @@
 //! pages share (the GPU probe, the model status, the GPU job in flight); [`model`] the loaded
 //! model; [`pages`] one module per page; [`webgpu`] probes `navigator.gpu`; [`device`] holds
 //! the page's one burn device; [`encoder`] is the text encoder check on the Diagnostics page;
-//! [`fetch`] fetches files; [`js`] reads browser objects by name. docs/app.md explains the
-//! choices (main thread, CSP, budgets).
+//! [`files`] reads picked and dropped files; [`canvas`] draws pixels; [`js`] reads browser
+//! objects by name. docs/app.md explains the choices (main thread, CSP, budgets).
 
+mod canvas;
 mod device;
 mod encoder;
 mod files;

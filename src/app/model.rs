@@ -113,18 +113,6 @@ impl ModelInfo {
 /// architecture, and the fixture models are a few megabytes.
 const FULL_SIZE_UNET_BYTES: u64 = 1_000_000_000;
 
-/// About what SD-2.1-base takes on the GPU with the UNet stored in `scheme` (docs/quantization.md):
-/// the UNet's weights, the f32 text encoder (1.36 GB) and VAE (0.33 GB), and about 1 GB of
-/// activations for a 512 px run. Bytes.
-pub fn gpu_estimate(scheme: Scheme) -> u64 {
-    let unet = match scheme {
-        Scheme::F32 => 3_460_000_000,
-        Scheme::Q8 => 927_000_000,
-        Scheme::Q4 => 496_000_000,
-    };
-    unet + 1_360_000_000 + 330_000_000 + 1_000_000_000
-}
-
 /// Loads every component from `source` onto the page's WebGPU device, the UNet stored in
 /// `scheme`, through the browser's cache for downloaded sources (docs/weights.md#cache),
 /// telling `progress` as it goes.

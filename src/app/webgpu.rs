@@ -10,6 +10,7 @@ use wasm_bindgen::JsValue;
 
 use super::js::{await_method, call_method, get};
 use super::js_error_message;
+use crate::pipeline::fit::GpuFacts;
 
 /// The adapter limits that matter for the engine, in the order shown.
 const LIMITS: [(&str, LimitUnit); 4] = [
@@ -175,6 +176,37 @@ async fn describe_adapter(adapter: &JsValue) -> AdapterReport {
         limits,
         shader_f16,
         fallback,
+    }
+}
+
+impl AdapterReport {
+    /// What decides whether a model fits (`pipeline::fit`), with the machine's memory from
+    /// `navigator.deviceMemory` (GB, rounded by the browser).
+    pub fn gpu_facts(&self) -> GpuFacts {
+        let limit = |name: &str| {
+            self.limits
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| *v)
+                .map(|v| v as u64)
+        };
+        // Not every browser sets isFallbackAdapter; the software rasterizers name themselves.
+        let named_software = self.info.iter().any(|(_, value)| {
+            let value = value.to_ascii_lowercase();
+            ["swiftshader", "llvmpipe", "lavapipe"]
+                .iter()
+                .any(|name| value.contains(name))
+        });
+        let device_memory = web_sys::window()
+            .map(|w| get(&w.navigator().into(), "deviceMemory"))
+            .and_then(|v| v.as_f64())
+            .map(|gb| (gb * 1e9) as u64);
+        GpuFacts {
+            max_storage_binding: limit("maxStorageBufferBindingSize"),
+            max_buffer: limit("maxBufferSize"),
+            device_memory,
+            software: self.fallback == Some(true) || named_software,
+        }
     }
 }
 

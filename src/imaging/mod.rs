@@ -15,8 +15,10 @@
 //! 3. [`tensor`]: RGB bytes ↔ the VAE's [−1, 1] tensors.
 //! 4. [`png`]: images out as PNG, with the run's parameters in text chunks read back later.
 //!
-//! [`raster`] holds the owned pixel buffers and the one resampling step.
+//! [`raster`] holds the owned pixel buffers and the one resampling step; [`brush`] paints a
+//! mask over a condition in the app and writes it as the mask file the CLI would take.
 
+pub mod brush;
 pub mod condition;
 pub mod decode;
 pub mod geometry;

@@ -77,6 +77,15 @@ impl RgbImage {
         [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
     }
 
+    /// The whole image resized to `width` × `height` (for previews; runs use [`fit_square`]).
+    pub fn resized(&self, width: usize, height: usize) -> RgbImage {
+        RgbImage {
+            width,
+            height,
+            pixels: resize::<Rgb<u8>>(self, width, height, RESIZE_FILTER),
+        }
+    }
+
     /// The largest centred square, resized to `side` × `side` (see [`fit_square`]).
     pub fn fit_square(&self, side: usize) -> RgbImage {
         RgbImage {
@@ -117,6 +126,16 @@ impl GrayImage {
         self.values[y * self.width + x]
     }
 
+    /// The whole mask resized to `width` × `height`, nearest neighbour: a binary mask stays
+    /// binary.
+    pub fn resized(&self, width: usize, height: usize) -> GrayImage {
+        GrayImage {
+            width,
+            height,
+            values: resize::<Luma<u8>>(self, width, height, imageops::FilterType::Nearest),
+        }
+    }
+
     /// The largest centred square, resized to `side` × `side` (see [`fit_square`]).
     pub fn fit_square(&self, side: usize) -> GrayImage {
         GrayImage {
@@ -124,6 +143,43 @@ impl GrayImage {
             height: side,
             values: fit_square::<Luma<u8>>(self.width, self.height, &self.values, side),
         }
+    }
+}
+
+/// Resizes a whole raster (its bytes, `width` × `height`) with `filter`; the same size is
+/// returned byte for byte.
+fn resize<P>(
+    image: &impl Raster,
+    width: usize,
+    height: usize,
+    filter: imageops::FilterType,
+) -> Vec<u8>
+where
+    P: Pixel<Subpixel = u8> + 'static,
+{
+    let (w, h, data) = image.raw();
+    if (w, h) == (width, height) {
+        return data.to_vec();
+    }
+    let buffer = ImageBuffer::<P, Vec<u8>>::from_raw(w as u32, h as u32, data.to_vec())
+        .expect("a raster holds its pixels");
+    imageops::resize(&buffer, width as u32, height as u32, filter).into_raw()
+}
+
+/// Width, height and bytes of a raster, for [`resize`].
+trait Raster {
+    fn raw(&self) -> (usize, usize, &[u8]);
+}
+
+impl Raster for RgbImage {
+    fn raw(&self) -> (usize, usize, &[u8]) {
+        (self.width, self.height, &self.pixels)
+    }
+}
+
+impl Raster for GrayImage {
+    fn raw(&self) -> (usize, usize, &[u8]) {
+        (self.width, self.height, &self.values)
     }
 }
 

@@ -7,6 +7,7 @@ use burn::tensor::{activation, Bool, Device, Int, Tensor, TensorData};
 
 use super::config::TextEncoderConfig;
 use super::layers::{Embedding, LayerNorm, Linear};
+use crate::pace::{self, Pacer};
 use crate::weights::{WeightError, WeightSource};
 
 /// Causal multi-head self-attention of one text layer.
@@ -157,6 +158,11 @@ impl ClipTextEncoder {
     /// Token ids `[batch, seq]` (seq ≤ max positions) to the last hidden state
     /// `[batch, seq, hidden]`, final layer norm applied.
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        pace::unpaced(self.forward_paced(ids, &mut Pacer::unpaced()))
+    }
+
+    /// [`ClipTextEncoder::forward`], giving the page a turn between layers (src/pace.rs).
+    pub async fn forward_paced(&self, ids: Tensor<2, Int>, pacer: &mut Pacer) -> Tensor<3> {
         let [batch, seq] = ids.dims();
         let device = ids.device();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
@@ -169,6 +175,7 @@ impl ClipTextEncoder {
             .expand([batch, heads, seq, seq]);
         for layer in &self.layers {
             x = layer.forward(x, causal.clone());
+            pacer.breathe().await;
         }
         self.final_layer_norm.forward(x)
     }
@@ -180,6 +187,16 @@ impl ClipTextEncoder {
         &self,
         token_rows: &[R],
         device: &Device,
+    ) -> Result<Tensor<3>, EncodeError> {
+        pace::unpaced(self.encode_paced(token_rows, device, &mut Pacer::unpaced()))
+    }
+
+    /// [`ClipTextEncoder::encode`], giving the page a turn between layers (src/pace.rs).
+    pub async fn encode_paced<R: AsRef<[u32]>>(
+        &self,
+        token_rows: &[R],
+        device: &Device,
+        pacer: &mut Pacer,
     ) -> Result<Tensor<3>, EncodeError> {
         let seq = token_rows.first().map_or(0, |r| r.as_ref().len());
         let vocab = self.token_embedding.count();
@@ -209,7 +226,7 @@ impl ClipTextEncoder {
         }
         let ids =
             Tensor::<2, Int>::from_data(TensorData::new(flat, [token_rows.len(), seq]), device);
-        Ok(self.forward(ids))
+        Ok(self.forward_paced(ids, pacer).await)
     }
 }
 

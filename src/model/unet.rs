@@ -11,6 +11,7 @@ use super::layers::{Conv2d, GroupNorm, Linear};
 use super::resnet::{ResnetBlock, ResnetShape};
 use super::sampling::{Downsample, Upsample};
 use super::transformer::SpatialTransformer;
+use crate::pace::{self, Pacer};
 use crate::weights::{WeightError, WeightSource};
 
 /// One level on the way down.
@@ -239,6 +240,20 @@ impl UNet {
         context: Tensor<3>,
         hook: Option<&dyn AttentionHook>,
     ) -> Tensor<4> {
+        let mut pacer = Pacer::unpaced();
+        pace::unpaced(self.forward_paced(sample, timestep, context, hook, &mut pacer))
+    }
+
+    /// [`UNet::forward_hooked`], giving the page a turn between blocks when `pacer`'s slice is
+    /// spent (src/pace.rs): recording a full-size evaluation's kernels is itself long work.
+    pub async fn forward_paced(
+        &self,
+        sample: Tensor<4>,
+        timestep: f64,
+        context: Tensor<3>,
+        hook: Option<&dyn AttentionHook>,
+        pacer: &mut Pacer,
+    ) -> Tensor<4> {
         let batch = sample.dims()[0];
         let temb = self.time_embedding(timestep, batch, &sample.device());
         let temb = Some(&temb);
@@ -252,16 +267,19 @@ impl UNet {
                     h = attention.forward(h, &context, hook);
                 }
                 skips.push(h.clone());
+                pacer.breathe().await;
             }
             if let Some(down) = &block.downsampler {
                 h = down.forward(h);
                 skips.push(h.clone());
+                pacer.breathe().await;
             }
         }
 
         h = self.mid_resnet_1.forward(h, temb);
         h = self.mid_attention.forward(h, &context, hook);
         h = self.mid_resnet_2.forward(h, temb);
+        pacer.breathe().await;
 
         for block in &self.up {
             for (j, resnet) in block.resnets.iter().enumerate() {
@@ -270,10 +288,12 @@ impl UNet {
                 if let Some(attention) = block.attentions.get(j) {
                     h = attention.forward(h, &context, hook);
                 }
+                pacer.breathe().await;
             }
             if let Some(up) = &block.upsampler {
                 let [_, _, sh, sw] = skips.last().expect("a skip below the upsampler").dims();
                 h = up.forward(h, [sh, sw]);
+                pacer.breathe().await;
             }
         }
 

@@ -10,6 +10,7 @@ use super::config::VaeConfig;
 use super::layers::{from_tokens, to_tokens, Conv2d, GroupNorm};
 use super::resnet::{ResnetBlock, ResnetShape};
 use super::sampling::{Downsample, Upsample};
+use crate::pace::{self, Pacer};
 use crate::rng::NoiseGenerator;
 use crate::weights::{WeightError, WeightSource};
 
@@ -272,6 +273,11 @@ impl Vae {
     /// joined once the map has shrunk below it. The result is the whole-map result up to
     /// summation order.
     pub fn encode(&self, image: Tensor<4>) -> Posterior {
+        pace::unpaced(self.encode_paced(image, &mut Pacer::unpaced()))
+    }
+
+    /// [`Vae::encode`], giving the page a turn between blocks (src/pace.rs).
+    pub async fn encode_paced(&self, image: Tensor<4>, pacer: &mut Pacer) -> Posterior {
         let (banded_levels, band_count) = self.encoder_band_plan(image.dims());
         let mut h = if banded_levels > 0 {
             let halvings = self.encoder_blocks[..banded_levels]
@@ -283,9 +289,11 @@ impl Vae {
             for block in &self.encoder_blocks[..banded_levels] {
                 for resnet in &block.resnets {
                     bands = resnet.forward_bands(bands);
+                    pacer.breathe().await;
                 }
                 if let Some(down) = &block.downsampler {
                     bands = down.forward_bands(&bands);
+                    pacer.breathe().await;
                 }
             }
             Tensor::cat(bands, 2)
@@ -295,12 +303,15 @@ impl Vae {
         for block in &self.encoder_blocks[banded_levels..] {
             for resnet in &block.resnets {
                 h = resnet.forward(h, None);
+                pacer.breathe().await;
             }
             if let Some(down) = &block.downsampler {
                 h = down.forward(h);
+                pacer.breathe().await;
             }
         }
         h = self.encoder_mid.forward(h);
+        pacer.breathe().await;
         let h = self
             .encoder_conv_out
             .forward(activation::silu(self.encoder_norm_out.forward(h)));
@@ -327,10 +338,16 @@ impl Vae {
     /// borrow their neighbours' rows and GroupNorm takes its statistics over all bands, so the
     /// result is the whole-map result (up to summation order), with no seams.
     pub fn decode(&self, latents: Tensor<4>) -> Tensor<4> {
+        pace::unpaced(self.decode_paced(latents, &mut Pacer::unpaced()))
+    }
+
+    /// [`Vae::decode`], giving the page a turn between blocks (src/pace.rs).
+    pub async fn decode_paced(&self, latents: Tensor<4>, pacer: &mut Pacer) -> Tensor<4> {
         let mut h = self
             .decoder_conv_in
             .forward(self.post_quant_conv.forward(latents));
         h = self.decoder_mid.forward(h);
+        pacer.breathe().await;
         let (first_banded, band_count) = self.band_plan(h.dims());
         let mut bands: Option<Vec<Tensor<4>>> = None;
         for (i, block) in self.decoder_blocks.iter().enumerate() {
@@ -341,19 +358,23 @@ impl Vae {
                 Some(mut b) => {
                     for resnet in &block.resnets {
                         b = resnet.forward_bands(b);
+                        pacer.breathe().await;
                     }
                     if let Some(up) = &block.upsampler {
                         b = up.forward_bands(b);
+                        pacer.breathe().await;
                     }
                     bands = Some(b);
                 }
                 None => {
                     for resnet in &block.resnets {
                         h = resnet.forward(h, None);
+                        pacer.breathe().await;
                     }
                     if let Some(up) = &block.upsampler {
                         let [_, _, height, width] = h.dims();
                         h = up.forward(h, [2 * height, 2 * width]);
+                        pacer.breathe().await;
                     }
                 }
             }

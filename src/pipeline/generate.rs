@@ -135,7 +135,7 @@ pub async fn generate<O: RunObserver>(
     let device = &models.device;
     let options = &job.options;
     options.validate().map_err(RunError::from)?;
-    let texts = encode_prompts(models, &job.prompt, options)?;
+    let texts = encode_prompts(models, &job.prompt, options).await?;
     let canvas = compose_canvas(options.canvas, &job.conditions)?;
     let canvas = rgb_to_tensor(&canvas.rgb, options.canvas, options.canvas, device)
         .expect("the canvas has canvas² pixels");
@@ -168,8 +168,8 @@ pub async fn generate<O: RunObserver>(
         run = run.with_cycle_hook(hook);
     }
     while !run.is_done() {
-        let progress = run.step()?;
-        super::pace::settle(progress.latent.as_ref()).await;
+        let progress = run.step().await?;
+        crate::pace::settle(progress.latent.as_ref()).await;
         let report = StepReport {
             description: progress.next.describe(run.options()),
             completed: progress.completed,
@@ -204,7 +204,7 @@ pub async fn generate<O: RunObserver>(
 
 /// The hidden states of P, "", the negative prompt and the two background prompts, encoded in
 /// one batch (docs/method.md §2.3).
-pub fn encode_prompts(
+pub async fn encode_prompts(
     models: &Models,
     prompt: &str,
     options: &RunOptions,
@@ -220,7 +220,10 @@ pub fn encode_prompts(
         .iter()
         .map(|p| models.tokenizer.tokenize(p).to_vec())
         .collect();
-    let hidden = models.text_encoder.encode(&ids, &models.device)?;
+    let hidden = models
+        .text_encoder
+        .encode_paced(&ids, &models.device, &mut crate::pace::Pacer::new())
+        .await?;
     let row = |i: usize| hidden.clone().narrow(0, i, 1);
     Ok(TextConditions {
         prompt: row(0),

@@ -5,12 +5,12 @@
 pub mod conditioning;
 pub mod conditions;
 mod error;
+pub mod fit;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
 pub mod generate;
 pub mod load;
 pub mod models;
-pub mod pace;
 pub mod params;
 pub mod progress;
 pub mod source;

@@ -62,7 +62,7 @@ pub async fn run_toy<O: ToyObserver>(
     options: &ToyOptions,
     observer: &mut O,
 ) -> Result<Vec<ToyImage>, ToyRunError> {
-    let prompts = encode_prompts(models, "", &RunOptions::preset(Default::default()))?;
+    let prompts = encode_prompts(models, "", &RunOptions::preset(Default::default())).await?;
     let mut run = ToyRun::new(
         &models.unet,
         &models.vae,
@@ -72,8 +72,8 @@ pub async fn run_toy<O: ToyObserver>(
     )?;
     let mut all = Vec::new();
     while !run.is_done() {
-        let progress = run.step();
-        super::pace::settle(run.latest()).await;
+        let progress = run.step().await;
+        crate::pace::settle(run.latest()).await;
         let mut images = Vec::new();
         if let Some(frame) = progress.frame {
             let read = |e: String| ToyRunError::Readback(e);

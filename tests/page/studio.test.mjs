@@ -66,6 +66,19 @@ async function loadModel(url) {
   return { state: await page.locator('#model-status').getAttribute('data-state'), text: await page.locator('#model-status').textContent() };
 }
 
+test('before any download, the page judges whether the model fits this adapter', async () => {
+  await page.getByRole('tab', { name: 'Model' }).click();
+  const fit = page.locator('#gpu-fit');
+  await fit.waitFor();
+  // SwiftShader is a software adapter: the page says so, with the scheme's memory estimate.
+  assert.equal(await fit.getAttribute('data-state'), 'warn');
+  assert.match(await fit.textContent(), /software adapter/);
+  assert.match(await page.locator('#gpu-estimate').textContent(), /about 3\.6\d GB/);
+  await page.getByLabel('UNet weights on the GPU').selectOption('q4');
+  assert.match(await page.locator('#gpu-estimate').textContent(), /about 3\.1\d GB/);
+  await page.getByLabel('UNet weights on the GPU').selectOption('q8');
+});
+
 test('a bad source gives a message that names the missing file', async () => {
   const { state, text } = await loadModel(new URL('no-such-model/', model.url).href);
   assert.equal(state, 'error', text);
@@ -110,6 +123,47 @@ test('a condition is added and placed with the keyboard', async () => {
   await page.setViewportSize(VIEWPORTS.laptop);
 });
 
+test('the mask brush paints what to keep, and the condition takes the painted mask', async () => {
+  await page.getByRole('button', { name: 'Paint the mask of condition 1' }).click();
+  await page.getByRole('group', { name: 'Mask of condition 1' }).waitFor();
+  const kept = async () => Number((await page.locator('#mask-kept').textContent()).match(/(\d+) %/)[1]);
+  assert.equal(await kept(), 100, 'a new mask keeps everything');
+  await page.getByRole('button', { name: 'Keep nothing' }).click();
+  assert.equal(await kept(), 0);
+  await page.getByRole('radio', { name: 'Brush keeps' }).check();
+  // One stroke across the middle of the face.
+  const box = await page.getByLabel(/^Mask of condition 1: paint/).boundingBox();
+  await page.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.75, box.y + box.height * 0.5, { steps: 10 });
+  await page.mouse.up();
+  const afterStroke = await kept();
+  assert.ok(afterStroke > 2 && afterStroke < 60, `a stroke keeps a band: ${afterStroke} %`);
+  await page.getByRole('radio', { name: 'Brush discards' }).check();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.up();
+  assert.ok((await kept()) < afterStroke, 'the discarding brush takes some back');
+  await page.getByRole('button', { name: 'Keep everything' }).click();
+  assert.equal(await kept(), 100);
+  // A disc around the face: keep nothing, then paint it.
+  await page.getByRole('button', { name: 'Keep nothing' }).click();
+  await page.getByRole('radio', { name: 'Brush keeps' }).check();
+  await page.getByLabel('Brush size').evaluate((el) => {
+    el.value = el.max;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.up();
+  await screenshot(page, 'studio-mask-laptop');
+  await page.setViewportSize(VIEWPORTS.phone);
+  await screenshot(page, 'studio-mask-phone');
+  await page.setViewportSize(VIEWPORTS.laptop);
+  await page.getByRole('button', { name: 'Done' }).click();
+  assert.match(await page.locator('.condition-row').first().textContent(), /painted mask/);
+});
+
 /**
  * Waits until `#run-status` matches `pattern`; a run that stops with an error fails at once
  * with its message instead of running into the timeout.
@@ -141,13 +195,25 @@ test('a COW run shows progress and a result', { skip: SKIP_RUNS }, async () => {
   const before = (await watched(page)).longTasks.length;
   await page.getByRole('button', { name: 'Generate' }).click();
   await waitForRunText(/UNet evaluations \d+ of \d+/);
+  // From the second cycle on, every kernel the run needs exists: what the main thread does
+  // then is recording work, which the engine paces (src/pace.rs).
+  await waitForRunText(/next: cycle 2 of/);
+  const steadyFrom = (await watched(page)).longTasks.length;
+  await waitForRunText(/next: final stage/);
+  const steadyTo = (await watched(page)).longTasks.length;
   await page.waitForSelector('#run-status:not([data-state="busy"])', { timeout: RUN_TIMEOUT });
   const status = await page.locator('#run-status').textContent();
   assert.equal(await page.locator('#run-status').getAttribute('data-state'), 'ready', `${status}${describe()}`);
   await page.locator('#result-image').waitFor();
-  const longTasks = (await watched(page)).longTasks.slice(before);
-  const longest = Math.max(0, ...longTasks.map((t) => t.duration));
-  console.log(`COW run: ${status}; ${longTasks.length} main-thread tasks over 50 ms, the longest ${longest.toFixed(0)} ms (budget 200 ms outside GPU readbacks)`);
+  const all = (await watched(page)).longTasks;
+  const longestOf = (tasks) => Math.max(0, ...tasks.map((t) => t.duration));
+  const run = all.slice(before);
+  const steady = all.slice(steadyFrom, steadyTo);
+  console.log(
+    `COW run: ${status}; ${run.length} main-thread tasks over 50 ms, the longest ${longestOf(run).toFixed(0)} ms ` +
+      `(the first use of each kernel included); during the cycles ${steady.length}, the longest ${longestOf(steady).toFixed(0)} ms (budget 200 ms)`,
+  );
+  assert.ok(longestOf(steady) <= 200, `a ${longestOf(steady).toFixed(0)} ms task during the cycles: the run must give the page a turn at least every 200 ms`);
   await screenshot(page, 'studio-result-laptop');
   await page.setViewportSize(VIEWPORTS.phone);
   await screenshot(page, 'studio-result-phone');
@@ -164,6 +230,7 @@ test('the PNG downloads with its parameters, which the page reuses', { skip: SKI
   assert.equal(params.options.canvas, 64);
   assert.equal(params.options.steps, 4);
   assert.deepEqual(params.conditions[0].box, { x: 16, y: 0, side: 32 });
+  assert.match(params.conditions[0].mask_sha256 ?? '', /^[0-9a-f]{64}$/, 'the painted mask is recorded');
   assert.equal(params.model.label.replace(/\/$/, ''), model.url.replace(/\/$/, ''));
 
   await page.getByLabel('Prompt', { exact: true }).fill('something else');

@@ -725,6 +725,7 @@ pub async fn check_toy(
         "",
         &RunOptions::preset(Default::default()),
     )
+    .await
     .map_err(|e| e.to_string())?
     .empty;
     let mut run = ToyRun::new(&models.unet, &models.vae, &models.scheduler, options, empty)
@@ -732,9 +733,9 @@ pub async fn check_toy(
     let mut worst = 0.0f64;
     let mut frames = 0;
     while !run.is_done() {
-        let frame = run.step().frame;
+        let frame = run.step().await.frame;
         // As the app's driver does: let the page breathe between steps.
-        sow_studio::pipeline::pace::settle(run.latest()).await;
+        sow_studio::pace::settle(run.latest()).await;
         let Some(frame) = frame else {
             continue;
         };

@@ -7,12 +7,12 @@ use leptos::prelude::*;
 use crate::app::files::input_of;
 use crate::app::format::{format_bytes, format_seconds};
 use crate::app::model::{
-    cached_entries, clear_cache, gpu_estimate, load, set_loaded_models, LoadView, ModelInfo,
-    ModelStatus,
+    cached_entries, clear_cache, load, set_loaded_models, LoadView, ModelInfo, ModelStatus,
 };
 use crate::app::state::{app_state, claim_gpu};
-use crate::app::webgpu::GpuNotice;
+use crate::app::webgpu::{GpuNotice, GpuProbe};
 use crate::app::yield_to_browser;
+use crate::pipeline::fit::{gpu_estimate, judge, Fit};
 use crate::pipeline::source::{PickedFiles, UrlSource};
 use crate::pipeline::{
     LoadProgress, ModelSource, Phase, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL,
@@ -42,6 +42,13 @@ pub fn ModelPage() -> impl IntoView {
     let cache_rows = RwSignal::new(None::<Result<Vec<(String, u64, bool)>, String>>);
     let loading = move || matches!(status.get(), ModelStatus::Loading(_));
     let gpu_busy = move || state.gpu_job.get().is_some();
+    // Checked before anything is fetched: the adapter's limits and the machine's memory.
+    let fit = move || -> Option<Fit> {
+        match state.gpu.get() {
+            GpuProbe::Ready(adapter) => Some(judge(scheme.get(), &adapter.gpu_facts())),
+            _ => None,
+        }
+    };
 
     let refresh_cache = move || {
         leptos::task::spawn_local(async move {
@@ -234,6 +241,11 @@ pub fn ModelPage() -> impl IntoView {
                                 format_bytes(gpu_estimate(scheme.get()))
                             )}
                         </p>
+                        {move || fit().map(|fit| view! {
+                            <p class="notice" id="gpu-fit" data-state=fit.state()>
+                                {fit.message().to_string()}
+                            </p>
+                        })}
                     </div>
                     <p class="license" id="license">
                         "The weights of Stable Diffusion 2.1 are licensed under the "

@@ -15,6 +15,7 @@ use crate::model::config::SchedulerConfig;
 use crate::model::hook::AttentionHook;
 use crate::model::unet::UNet;
 use crate::model::vae::Vae;
+use crate::pace::Pacer;
 
 /// The most visual conditions one run takes.
 pub const MAX_CONDITIONS: usize = 8;
@@ -208,6 +209,8 @@ pub struct CowRun<'a> {
     record: bool,
     recorded: Vec<(String, Tensor<4>)>,
     hook: Option<&'a dyn CycleHook>,
+    /// Gives the page a turn between UNet blocks (src/pace.rs).
+    pacer: Pacer,
 }
 
 impl<'a> CowRun<'a> {
@@ -301,6 +304,7 @@ impl<'a> CowRun<'a> {
             record: false,
             recorded: Vec::new(),
             hook: None,
+            pacer: Pacer::new(),
         })
     }
 
@@ -338,16 +342,16 @@ impl<'a> CowRun<'a> {
     }
 
     /// Runs the next unit of work.
-    pub fn step(&mut self) -> Result<Progress, RunError> {
+    pub async fn step(&mut self) -> Result<Progress, RunError> {
         let completed = self.stage;
         let next = match completed {
-            Stage::EncodeCondition(i) => self.encode_condition(i)?,
-            Stage::EncodeCanvas => self.encode_canvas()?,
-            Stage::InvertCondition { condition, k } => self.invert_condition(condition, k),
-            Stage::InvertCanvas { k } => self.invert_canvas(k),
-            Stage::Cycle { n, k } => self.cycle_step(n, k)?,
-            Stage::Final { k } => self.final_step(k)?,
-            Stage::Decode => self.decode(),
+            Stage::EncodeCondition(i) => self.encode_condition(i).await?,
+            Stage::EncodeCanvas => self.encode_canvas().await?,
+            Stage::InvertCondition { condition, k } => self.invert_condition(condition, k).await,
+            Stage::InvertCanvas { k } => self.invert_canvas(k).await,
+            Stage::Cycle { n, k } => self.cycle_step(n, k).await?,
+            Stage::Final { k } => self.final_step(k).await?,
+            Stage::Decode => self.decode().await,
             Stage::Done => Stage::Done,
         };
         self.stage = next;
@@ -376,8 +380,12 @@ impl<'a> CowRun<'a> {
     }
 
     /// 0.18215 · a posterior sample of `pixels` (docs/method.md §2.2).
-    fn encode(&mut self, pixels: Tensor<4>, purpose: DrawPurpose) -> Result<Tensor<4>, RunError> {
-        let posterior = self.vae.encode(pixels);
+    async fn encode(
+        &mut self,
+        pixels: Tensor<4>,
+        purpose: DrawPurpose,
+    ) -> Result<Tensor<4>, RunError> {
+        let posterior = self.vae.encode_paced(pixels, &mut self.pacer).await;
         let noise = self
             .draws
             .next(posterior.mean.dims(), purpose, &self.device)?;
@@ -386,9 +394,9 @@ impl<'a> CowRun<'a> {
             .mul_scalar(self.vae.scaling_factor()))
     }
 
-    fn encode_condition(&mut self, i: usize) -> Result<Stage, RunError> {
+    async fn encode_condition(&mut self, i: usize) -> Result<Stage, RunError> {
         let crop = self.inputs[i].crop.clone();
-        let v0 = self.encode(crop, DrawPurpose::CropPosterior(i))?;
+        let v0 = self.encode(crop, DrawPurpose::CropPosterior(i)).await?;
         let channels = v0.dims()[1];
         let input = &self.inputs[i];
         let mut condition =
@@ -403,33 +411,38 @@ impl<'a> CowRun<'a> {
         })
     }
 
-    fn encode_canvas(&mut self) -> Result<Stage, RunError> {
+    async fn encode_canvas(&mut self) -> Result<Stage, RunError> {
         let pixels = self
             .canvas_pixels
             .take()
             .expect("the canvas is encoded once");
-        let c0 = self.encode(pixels, DrawPurpose::CanvasPosterior)?;
+        let c0 = self.encode(pixels, DrawPurpose::CanvasPosterior).await?;
         self.note(|| "canvas_state.0".into(), &c0, true);
         self.z = Some(c0);
         Ok(Stage::InvertCondition { condition: 0, k: 0 })
     }
 
     /// One CFG inversion step k → k+1 of `z` (docs/method.md §1.5, §2.4).
-    fn invert(&mut self, z: Tensor<4>, k: usize) -> Tensor<4> {
+    async fn invert(&mut self, z: Tensor<4>, k: usize) -> Tensor<4> {
         let step = self.inversion[k];
-        let eps = self.unet.forward(
-            repeat(&z, 2),
-            step.unet_timestep as f64,
-            self.pair_context.clone(),
-        );
+        let eps = self
+            .unet
+            .forward_paced(
+                repeat(&z, 2),
+                step.unet_timestep as f64,
+                self.pair_context.clone(),
+                None,
+                &mut self.pacer,
+            )
+            .await;
         self.unet_calls += 1;
         let eps = guided(eps, self.options.inversion_guidance);
         self.ddim.invert_step(eps, &step, z)
     }
 
-    fn invert_condition(&mut self, condition: usize, k: usize) -> Stage {
+    async fn invert_condition(&mut self, condition: usize, k: usize) -> Stage {
         let state = self.conditions[condition].states[k].clone();
-        let next = self.invert(state, k);
+        let next = self.invert(state, k).await;
         self.note(|| format!("crop_state.{}", k + 1), &next, condition == 0);
         self.conditions[condition].states.push(next);
         if k + 1 < self.options.start_state {
@@ -447,9 +460,9 @@ impl<'a> CowRun<'a> {
         }
     }
 
-    fn invert_canvas(&mut self, k: usize) -> Stage {
+    async fn invert_canvas(&mut self, k: usize) -> Stage {
         let z = self.z.take().expect("the canvas latent exists");
-        let z = self.invert(z, k);
+        let z = self.invert(z, k).await;
         self.note(|| format!("canvas_state.{}", k + 1), &z, true);
         self.z = Some(z);
         if k + 1 < self.options.end_state {
@@ -481,7 +494,7 @@ impl<'a> CowRun<'a> {
         }
     }
 
-    fn cycle_step(&mut self, n: usize, k: usize) -> Result<Stage, RunError> {
+    async fn cycle_step(&mut self, n: usize, k: usize) -> Result<Stage, RunError> {
         let mut z = self.z.take().expect("the canvas latent exists");
         if k == self.options.start_state {
             let noise = self
@@ -495,7 +508,14 @@ impl<'a> CowRun<'a> {
         let hook = self.hook.and_then(|hook| hook.for_cycle(n));
         let eps = self
             .unet
-            .forward_hooked(batch, t as f64, self.cycle_context.clone(), hook);
+            .forward_paced(
+                batch,
+                t as f64,
+                self.cycle_context.clone(),
+                hook,
+                &mut self.pacer,
+            )
+            .await;
         self.unet_calls += 1;
         let eps = masked_guided(eps, &self.union_mask, self.options.guidance);
         let eta = self.options.eta_cycle;
@@ -526,12 +546,19 @@ impl<'a> CowRun<'a> {
         })
     }
 
-    fn final_step(&mut self, k: usize) -> Result<Stage, RunError> {
+    async fn final_step(&mut self, k: usize) -> Result<Stage, RunError> {
         let z = self.z.take().expect("the canvas latent exists");
         let t = self.timestep_from(k);
         let eps = self
             .unet
-            .forward(repeat(&z, 2), t as f64, self.pair_context.clone());
+            .forward_paced(
+                repeat(&z, 2),
+                t as f64,
+                self.pair_context.clone(),
+                None,
+                &mut self.pacer,
+            )
+            .await;
         self.unet_calls += 1;
         let eps = guided(eps, self.options.guidance);
         let eta = self.options.eta_final;
@@ -556,9 +583,10 @@ impl<'a> CowRun<'a> {
     }
 
     /// image = VAE.decode(z⁽⁰⁾ / 0.18215) (docs/method.md §2.7).
-    fn decode(&mut self) -> Stage {
+    async fn decode(&mut self) -> Stage {
         let z = self.z.clone().expect("the final latent exists");
-        self.image = Some(self.vae.decode(z.div_scalar(self.vae.scaling_factor())));
+        let latents = z.div_scalar(self.vae.scaling_factor());
+        self.image = Some(self.vae.decode_paced(latents, &mut self.pacer).await);
         Stage::Done
     }
 

@@ -20,8 +20,10 @@ use self::hook::{QuadrantHook, ToyVariant};
 use self::layout::{Layout, Quadrant};
 use crate::diffusion::ddim::{Ddim, InversionConvention, InversionStep, StepCountError};
 use crate::model::config::SchedulerConfig;
+use crate::model::hook::AttentionHook;
 use crate::model::unet::UNet;
 use crate::model::vae::Vae;
+use crate::pace::Pacer;
 
 /// The experiment's settings (docs/method.md §4.1; the paper leaves them open, these are ours).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -155,6 +157,8 @@ pub struct ToyRun<'a> {
     z: Option<Tensor<4>>,
     stage: ToyStage,
     unet_calls: usize,
+    /// Gives the page a turn between UNet blocks (src/pace.rs).
+    pacer: Pacer,
 }
 
 impl<'a> ToyRun<'a> {
@@ -194,6 +198,7 @@ impl<'a> ToyRun<'a> {
             z: None,
             stage: ToyStage::Encode,
             unet_calls: 0,
+            pacer: Pacer::new(),
         })
     }
 
@@ -218,14 +223,14 @@ impl<'a> ToyRun<'a> {
     }
 
     /// Runs the next unit of work.
-    pub fn step(&mut self) -> ToyProgress {
+    pub async fn step(&mut self) -> ToyProgress {
         let mut frame = None;
         self.stage = match self.stage {
-            ToyStage::Encode => self.encode(),
-            ToyStage::Invert(k) => self.invert(k),
-            ToyStage::Denoise { variant, merge, at } => self.denoise(variant, merge, at),
+            ToyStage::Encode => self.encode().await,
+            ToyStage::Invert(k) => self.invert(k).await,
+            ToyStage::Denoise { variant, merge, at } => self.denoise(variant, merge, at).await,
             ToyStage::Decode { variant, merge } => {
-                let (next, decoded) = self.decode(variant, merge);
+                let (next, decoded) = self.decode(variant, merge).await;
                 frame = Some(decoded);
                 next
             }
@@ -241,7 +246,7 @@ impl<'a> ToyRun<'a> {
 
     /// White (255) and gray (128) images to latents: 0.18215 · posterior mean (no randomness:
     /// the experiment is deterministic from end to end).
-    fn encode(&mut self) -> ToyStage {
+    async fn encode(&mut self) -> ToyStage {
         let side = self.options.canvas;
         let plane = |value: f32| vec![value; 3 * side * side];
         let mut pixels = plane(1.0);
@@ -249,7 +254,8 @@ impl<'a> ToyRun<'a> {
         let images = Tensor::from_data(TensorData::new(pixels, [2, 3, side, side]), &self.device);
         let latents = self
             .vae
-            .encode(images)
+            .encode_paced(images, &mut self.pacer)
+            .await
             .mean
             .mul_scalar(self.vae.scaling_factor());
         self.states.push(latents);
@@ -257,23 +263,26 @@ impl<'a> ToyRun<'a> {
     }
 
     /// The unconditional noise prediction for a batch.
-    fn eps(&mut self, z: Tensor<4>, t: f64, variant: Option<ToyVariant>) -> Tensor<4> {
+    async fn eps(&mut self, z: Tensor<4>, t: f64, variant: Option<ToyVariant>) -> Tensor<4> {
         let batch = z.dims()[0];
         let context = Tensor::cat(vec![self.empty.clone(); batch], 0);
         self.unet_calls += 1;
-        match variant {
+        let hook = match variant {
             Some(v) if v != ToyVariant::Merge => {
-                let hook = QuadrantHook::new(v, self.options.strength, &self.device);
-                self.unet.forward_hooked(z, t, context, Some(&hook))
+                Some(QuadrantHook::new(v, self.options.strength, &self.device))
             }
-            _ => self.unet.forward(z, t, context),
-        }
+            _ => None,
+        };
+        let hook = hook.as_ref().map(|h| h as &dyn AttentionHook);
+        self.unet
+            .forward_paced(z, t, context, hook, &mut self.pacer)
+            .await
     }
 
-    fn invert(&mut self, k: usize) -> ToyStage {
+    async fn invert(&mut self, k: usize) -> ToyStage {
         let step = self.inversion[k];
         let z = self.states[k].clone();
-        let eps = self.eps(z.clone(), step.unet_timestep as f64, None);
+        let eps = self.eps(z.clone(), step.unet_timestep as f64, None).await;
         let next = self.ddim.invert_step(eps, &step, z);
         self.states.push(next);
         if k + 1 < self.options.steps {
@@ -313,10 +322,12 @@ impl<'a> ToyRun<'a> {
     }
 
     /// One deterministic (η = 0) unconditional DDIM step from state `at`.
-    fn denoise(&mut self, variant: usize, merge: usize, at: usize) -> ToyStage {
+    async fn denoise(&mut self, variant: usize, merge: usize, at: usize) -> ToyStage {
         let z = self.z.take().expect("a merged latent");
         let t = self.ddim.timesteps()[self.options.steps - at];
-        let eps = self.eps(z.clone(), t as f64, Some(self.options.variants[variant]));
+        let eps = self
+            .eps(z.clone(), t as f64, Some(self.options.variants[variant]))
+            .await;
         let z = self
             .ddim
             .step(eps, t, z, 0.0, None)
@@ -333,11 +344,10 @@ impl<'a> ToyRun<'a> {
         }
     }
 
-    fn decode(&mut self, variant: usize, merge: usize) -> (ToyStage, ToyFrame) {
+    async fn decode(&mut self, variant: usize, merge: usize) -> (ToyStage, ToyFrame) {
         let z = self.z.take().expect("a denoised latent");
-        let images = self
-            .vae
-            .decode(z.clone().div_scalar(self.vae.scaling_factor()));
+        let latents = z.clone().div_scalar(self.vae.scaling_factor());
+        let images = self.vae.decode_paced(latents, &mut self.pacer).await;
         let (halves, upper_right) = measures(&images, &self.options.layouts, &self.device);
         let frame = ToyFrame {
             variant: self.options.variants[variant],

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
+use super::mask::MaskEditor;
 use super::state::{default_box, ConditionEntry, Studio};
 use crate::app::files::{dropped_files, file_url, files_of, input_of, read_file, revoke_url};
 use crate::imaging::{decode_image, SquareBox};
@@ -119,6 +120,9 @@ pub fn ConditionsPanel(studio: Studio) -> impl IntoView {
                         .collect_view()
                 }}
             </ul>
+            // Outside the list, which redraws on every change: the editor stays open while
+            // its strokes update the condition.
+            {move || studio.mask_open.get().map(|id| view! { <MaskEditor studio id/> })}
         </section>
     }
 }
@@ -171,13 +175,29 @@ fn ConditionRow(studio: Studio, index: usize, entry: ConditionEntry) -> impl Int
             <img class="thumb" src=entry.thumbnail.clone() alt=format!("Condition {number}: {name}")/>
             <div class="stack tight">
                 <span class="condition-name">{format!("{number}. {name}")}</span>
-                <span class="hint">{format!("{} × {} px", entry.size.0, entry.size.1)}</span>
+                <span class="hint">
+                    {format!("{} × {} px", entry.size.0, entry.size.1)}
+                    {entry.files.mask.is_some().then_some(" · painted mask")}
+                </span>
                 <div class="row tight">
                     {field("X", |b| b.x, |b, v| b.x = v)}
                     {field("Y", |b| b.y, |b, v| b.y = v)}
                     {field("Side", |b| b.side, |b, v| b.side = v)}
                 </div>
             </div>
+            <div class="stack tight">
+            <button
+                type="button"
+                aria-label=format!("Paint the mask of condition {number}")
+                aria-expanded=move || (studio.mask_open.get() == Some(id)).to_string()
+                disabled=move || studio.busy()
+                on:click=move |_| {
+                    let open = studio.mask_open.get_untracked() == Some(id);
+                    studio.mask_open.set((!open).then_some(id));
+                }
+            >
+                "Mask"
+            </button>
             <button
                 type="button"
                 aria-label=format!("Remove condition {number}")
@@ -185,11 +205,15 @@ fn ConditionRow(studio: Studio, index: usize, entry: ConditionEntry) -> impl Int
                 on:click=move |_| {
                     revoke_url(&thumbnail);
                     studio.conditions.update(|l| l.retain(|c| c.id != id));
+                    if studio.mask_open.get_untracked() == Some(id) {
+                        studio.mask_open.set(None);
+                    }
                     studio.plan.set(None);
                 }
             >
                 "Remove"
             </button>
+            </div>
         </li>
     }
 }

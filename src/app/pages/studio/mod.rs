@@ -2,12 +2,13 @@
 //! prompt and every option of the run, the plan, the run with progress, preview and Cancel,
 //! the result with its PNG and "reuse these parameters", and the history.
 //!
-//! Parts: [`conditions`] adds and lists the conditions; [`placement`] draws the canvas with
+//! Parts: [`conditions`] adds and lists the conditions, [`mask`] paints a condition's mask; [`placement`] draws the canvas with
 //! the boxes (drag to move, the corner to resize, arrow keys) and the plan's overlays;
 //! [`options`] is the form; [`run`] plans and runs on the loaded model; [`results`] shows
 //! the result and the history.
 
 mod conditions;
+mod mask;
 mod options;
 mod placement;
 mod results;

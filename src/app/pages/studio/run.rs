@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
 
 use super::results::finish_run;
 use super::state::{RunView, Studio};
+use crate::app::canvas::draw_rgb;
 use crate::app::format::format_seconds;
 use crate::app::model::loaded_models;
 use crate::app::now_ms;
@@ -109,29 +109,6 @@ impl RunObserver for PageObserver {
         } else {
             Flow::Continue
         }
-    }
-}
-
-/// Draws interleaved RGB onto a canvas element of that size.
-fn draw_rgb(canvas: &web_sys::HtmlCanvasElement, rgb: &[u8], w: usize, h: usize) {
-    canvas.set_width(w as u32);
-    canvas.set_height(h as u32);
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
-    let mut rgba = Vec::with_capacity(w * h * 4);
-    for px in rgb.chunks_exact(3) {
-        rgba.extend_from_slice(&[px[0], px[1], px[2], 255]);
-    }
-    if let Ok(data) =
-        web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w as u32, h as u32)
-    {
-        let _ = ctx.put_image_data(&data, 0.0, 0.0);
     }
 }
 

@@ -101,6 +101,8 @@ pub struct Studio {
     pub use_gemini: RwSignal<bool>,
     /// The plan on screen: its boxes are the conditions' boxes, its prompt editable.
     pub plan: RwSignal<Option<Plan>>,
+    /// The condition whose mask is being painted (its id).
+    pub mask_open: RwSignal<Option<u32>>,
     /// A message about the inputs (a file that could not be read, say).
     pub input_message: RwSignal<Option<String>>,
     pub run: RwSignal<RunView>,
@@ -123,6 +125,7 @@ impl Studio {
             attention: RwSignal::new(DamOptions::default()),
             use_gemini: RwSignal::new(true),
             plan: RwSignal::new(None),
+            mask_open: RwSignal::new(None),
             input_message: RwSignal::new(None),
             run: RwSignal::new(RunView::Idle),
             cancel: StoredValue::new(Arc::new(AtomicBool::new(false))),
