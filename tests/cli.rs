@@ -1,6 +1,6 @@
 //! The `sow` command line end to end on the tiny fixture model (CPU backend): images with their
 //! parameters, reproduction from a PNG, SOW with the offline planner, batch resume and shards,
-//! and one clear message for each bad input.
+//! Ctrl-C between evaluations, and one clear message for each bad input.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::{Path, PathBuf};
@@ -124,6 +124,81 @@ fn assert_fails_with(output: &Output, needle: &str) {
         "a panic instead of a message:\n{text}"
     );
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+}
+
+#[test]
+fn ctrl_c_stops_a_run_between_evaluations_and_writes_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = scratch("interrupt");
+    let model = model();
+    let cond = condition(&dir);
+    let out = dir.join("out.png");
+    // Many cycles: the run is far from its end when the signal comes.
+    let mut child = sow_command(&[
+        "generate",
+        "--model",
+        &model,
+        "--condition",
+        cond.to_str().unwrap(),
+        "--prompt",
+        "a person in a forest",
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "128",
+        "--cycles",
+        "40",
+        "--device",
+        "cpu",
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the sow binary runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut text = String::new();
+    // Standard error is a pipe: one line per step instead of a bar. Wait for the first.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("UNet evaluations, next:") {
+            break;
+        }
+    }
+    assert!(
+        text.contains("UNet evaluations, next:"),
+        "no step reported:\n{text}"
+    );
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    for line in lines {
+        text.push_str(&line.unwrap());
+        text.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the shell's code for Ctrl-C:\n{text}"
+    );
+    assert!(
+        text.contains("stopping after the current UNet evaluation"),
+        "{text}"
+    );
+    assert!(text.contains("cancelled after"), "{text}");
+    assert!(text.contains("nothing written"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("out."))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no output, not even a partial one: {left:?}"
+    );
 }
 
 #[test]

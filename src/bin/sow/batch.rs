@@ -114,6 +114,9 @@ pub fn run(args: &BatchArgs) -> Result<(), String> {
             skipped += 1;
             continue;
         }
+        if crate::interrupt::requested() {
+            break;
+        }
         let result = resolve(&job.args, args.model.as_deref(), &base).and_then(|resolved| {
             if loaded
                 .as_ref()
@@ -139,6 +142,10 @@ pub fn run(args: &BatchArgs) -> Result<(), String> {
         });
         match result {
             Ok(()) => done += 1,
+            Err(e) if crate::interrupt::requested() => {
+                eprintln!("{prefix}: {e}");
+                break;
+            }
             Err(e) => {
                 eprintln!("{prefix}: failed: {e}");
                 failed.push(job.name.clone());
@@ -153,7 +160,9 @@ pub fn run(args: &BatchArgs) -> Result<(), String> {
             .map(|(i, n)| format!(" in shard {i}/{n}"))
             .unwrap_or_default()
     );
-    if failed.is_empty() {
+    if crate::interrupt::requested() {
+        Err("interrupted: the same command goes on where this one stopped".into())
+    } else if failed.is_empty() {
         Ok(())
     } else {
         Err(format!("failed jobs: {}", failed.join(", ")))

@@ -13,7 +13,7 @@ use sow_studio::diffusion::sow::presets::{InversionChoice, DEFAULT_SEED};
 use sow_studio::diffusion::sow::{JumpMode, RunOptions, Setting};
 use sow_studio::imaging::SquareBox;
 use sow_studio::pipeline::conditions::ConditionFiles;
-use sow_studio::pipeline::generate::GenerateJob;
+use sow_studio::pipeline::generate::{GenerateError, GenerateJob};
 use sow_studio::pipeline::load::LoadOptions;
 use sow_studio::pipeline::params::{sha256_hex, ImageParameters, Method};
 use sow_studio::pipeline::sow::{generate_run, planned_options};
@@ -628,7 +628,10 @@ pub fn execute(
         _ => None,
     };
     let generated = pollster::block_on(generate_run(models, &resolved.job, planned, &mut observer))
-        .map_err(|e| e.to_string());
+        .map_err(|e| match e {
+            GenerateError::Cancelled { .. } => format!("{e}; nothing written"),
+            e => e.to_string(),
+        });
     observer.finish();
     let generated = generated?;
     // The image records the scheme the UNet was loaded with (a batch loads once for all jobs).

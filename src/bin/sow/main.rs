@@ -11,6 +11,8 @@ mod checks;
 #[cfg(not(target_arch = "wasm32"))]
 mod generate;
 #[cfg(not(target_arch = "wasm32"))]
+mod interrupt;
+#[cfg(not(target_arch = "wasm32"))]
 mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 mod progress;
@@ -23,6 +25,7 @@ mod toy;
 fn main() {
     use clap::Parser;
     let cli = Cli::parse();
+    interrupt::install();
     let result = match &cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Batch(args) => batch::run(args),
@@ -34,7 +37,12 @@ fn main() {
     };
     if let Err(message) = result {
         eprintln!("error: {message}");
-        std::process::exit(1);
+        let status = if interrupt::requested() {
+            interrupt::EXIT_STATUS
+        } else {
+            1
+        };
+        std::process::exit(status);
     }
 }
 

@@ -41,8 +41,19 @@ impl ProgressBarObserver {
 impl RunObserver for ProgressBarObserver {
     async fn step(&mut self, report: StepReport<'_>) -> Flow {
         self.bar.set_position(report.unet_calls as u64);
+        if self.bar.is_hidden() {
+            // Standard error is a log, not a terminal: a line per step instead of a bar.
+            eprintln!(
+                "{}/{} UNet evaluations, next: {}",
+                report.unet_calls, report.unet_total, report.description
+            );
+        }
         self.bar.set_message(report.description);
-        Flow::Continue
+        if crate::interrupt::requested() {
+            Flow::Cancel
+        } else {
+            Flow::Continue
+        }
     }
 }
 

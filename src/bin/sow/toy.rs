@@ -71,7 +71,11 @@ impl ToyObserver for Printer {
             report.unet_total,
             report.description
         );
-        Flow::Continue
+        if crate::interrupt::requested() {
+            Flow::Cancel
+        } else {
+            Flow::Continue
+        }
     }
 }
 
