@@ -73,6 +73,12 @@ fn generate(dir: &Path, extra: &[&str], out: &str) -> Output {
 
 /// `sow generate` on the tiny model with the fast options and a fresh condition file.
 fn generate_command(dir: &Path, prompt: &str, extra: &[&str], out: &str) -> Command {
+    let options: Vec<&str> = FAST.iter().chain(extra).copied().collect();
+    command_with(dir, prompt, &options, out)
+}
+
+/// `sow generate` on the tiny model with exactly these options and a fresh condition file.
+fn command_with(dir: &Path, prompt: &str, options: &[&str], out: &str) -> Command {
     let model = model();
     let cond = condition(dir);
     let out = dir.join(out);
@@ -87,8 +93,7 @@ fn generate_command(dir: &Path, prompt: &str, extra: &[&str], out: &str) -> Comm
         "--out",
         out.to_str().unwrap(),
     ];
-    args.extend(FAST);
-    args.extend(extra);
+    args.extend(options);
     sow_command(&args)
 }
 
@@ -132,30 +137,12 @@ fn ctrl_c_stops_a_run_between_evaluations_and_writes_nothing() {
     use std::process::Stdio;
 
     let dir = scratch("interrupt");
-    let model = model();
-    let cond = condition(&dir);
-    let out = dir.join("out.png");
     // Many cycles: the run is far from its end when the signal comes.
-    let mut child = sow_command(&[
-        "generate",
-        "--model",
-        &model,
-        "--condition",
-        cond.to_str().unwrap(),
-        "--prompt",
-        "a person in a forest",
-        "--out",
-        out.to_str().unwrap(),
-        "--size",
-        "128",
-        "--cycles",
-        "40",
-        "--device",
-        "cpu",
-    ])
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("the sow binary runs");
+    let long = ["--size", "128", "--cycles", "40", "--device", "cpu"];
+    let mut child = command_with(&dir, "a person in a forest", &long, "out.png")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sow binary runs");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut text = String::new();
     // Standard error is a pipe: one line per step instead of a bar. Wait for the first.
