@@ -23,8 +23,6 @@ pub struct Pacer {
     /// False for work that must finish in one go ([`Pacer::unpaced`]).
     #[cfg(target_arch = "wasm32")]
     yields: bool,
-    #[cfg(target_arch = "wasm32")]
-    slice_start: f64,
 }
 
 impl Default for Pacer {
@@ -40,27 +38,37 @@ impl Pacer {
         Self {
             #[cfg(target_arch = "wasm32")]
             yields: false,
-            #[cfg(target_arch = "wasm32")]
-            slice_start: 0.0,
         }
     }
 }
 
 #[cfg(target_arch = "wasm32")]
+thread_local! {
+    /// When the page last had a turn that this module gave it ([`Pacer::breathe`] or
+    /// [`settle`]). One clock for every pacer: a run's pacer lives across steps, and the wait
+    /// between steps is a turn too, so the next slice starts there rather than a step earlier.
+    static LAST_TURN: std::cell::Cell<f64> = std::cell::Cell::new(js_sys::Date::now());
+}
+
+/// Lets the browser run its queued tasks once, and starts a new slice.
+#[cfg(target_arch = "wasm32")]
+async fn give_a_turn() {
+    gloo_timers::future::TimeoutFuture::new(0).await;
+    LAST_TURN.with(|last| last.set(js_sys::Date::now()));
+}
+
+#[cfg(target_arch = "wasm32")]
 impl Pacer {
-    /// Starts a slice now.
+    /// A pacer that gives the page a turn whenever a slice has passed since the last one.
     pub fn new() -> Self {
-        Self {
-            yields: true,
-            slice_start: js_sys::Date::now(),
-        }
+        Self { yields: true }
     }
 
-    /// Lets the page run once if the current slice is spent, then starts a new one.
+    /// Lets the page run once if the current slice is spent.
     pub async fn breathe(&mut self) {
-        if self.yields && js_sys::Date::now() - self.slice_start >= SLICE_MS {
-            gloo_timers::future::TimeoutFuture::new(0).await;
-            self.slice_start = js_sys::Date::now();
+        let spent = LAST_TURN.with(|last| js_sys::Date::now() - last.get()) >= SLICE_MS;
+        if self.yields && spent {
+            give_a_turn().await;
         }
     }
 }
@@ -95,7 +103,7 @@ pub async fn settle<const D: usize>(latest: Option<&Tensor<D>>) {
         // Only the wait matters; a failed read shows again where the result is read.
         let _ = tensor.clone().slice(ranges).into_data_async().await;
     }
-    gloo_timers::future::TimeoutFuture::new(0).await;
+    give_a_turn().await;
 }
 
 /// Natively nothing waits on the run's thread: settling is free.
