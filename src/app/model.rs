@@ -12,7 +12,9 @@ use crate::pipeline::{
 use crate::weights::cache::Cache;
 use crate::weights::{Component, ConversionPolicy, Scheme};
 
-use super::device::webgpu_device;
+use leptos::prelude::{RwSignal, Set};
+
+use super::device::{gpu_fault, on_gpu_fault, retire_device, webgpu_device};
 
 thread_local! {
     static LOADED: RefCell<Option<Rc<Models>>> = const { RefCell::new(None) };
@@ -40,6 +42,8 @@ pub enum ModelStatus {
     Ready(ModelInfo),
     /// The last load failed; the message says why and what to do.
     Failed(String),
+    /// The GPU failed under the model, which was unloaded; the message says what to do.
+    GpuFailed(String),
 }
 
 impl ModelStatus {
@@ -49,7 +53,7 @@ impl ModelStatus {
             ModelStatus::Empty => "idle",
             ModelStatus::Loading(_) => "busy",
             ModelStatus::Ready(_) => "ready",
-            ModelStatus::Failed(_) => "error",
+            ModelStatus::Failed(_) | ModelStatus::GpuFailed(_) => "error",
         }
     }
 
@@ -152,8 +156,12 @@ pub async fn load(
         }
         progress(event);
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await;
+    // A load that ran out of GPU memory may still "finish" (the device reports it later).
+    if let Some(fault) = gpu_fault() {
+        return Err(fault.advice());
+    }
+    let models = models.map_err(|e| e.to_string())?;
     let full_size = report
         .device_bytes
         .get(&Component::Unet)
@@ -165,6 +173,18 @@ pub async fn load(
         notices,
     };
     Ok((models, info))
+}
+
+/// When the GPU fails (out of memory, a lost device), unloads the model, destroys the device
+/// to free its memory, and says what happened and what to do on every page; the next load
+/// makes a new device (docs/app.md "When the GPU fails"). A run in flight sees the fault
+/// through `device::gpu_fault` and stops at its next step.
+pub fn unload_on_gpu_fault(model: RwSignal<ModelStatus>) {
+    on_gpu_fault(move |fault| {
+        set_loaded_models(None);
+        retire_device();
+        model.set(ModelStatus::GpuFailed(fault.advice()));
+    });
 }
 
 /// What the browser's weights cache holds: (entry label, bytes, complete) per entry.

@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::model::unload_on_gpu_fault;
 use super::pages::{DiagnosticsPage, ModelPage, SettingsPage, StudioPage, ToyPage};
 use super::state::AppState;
 
@@ -93,6 +94,7 @@ pub fn App() -> impl IntoView {
     let state = AppState::new(page_from_location());
     provide_context(state);
     state.start_probe();
+    unload_on_gpu_fault(state.model);
 
     // Back/Forward and edited URLs change the fragment: follow it.
     let listener = window_event_listener(leptos::ev::hashchange, move |_| {

@@ -12,7 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { distDir, launch, openApp, openPage, screenshot, tinyModelDir, VIEWPORTS, watched } from './support/browser.mjs';
+import { distDir, launch, loseGpuDevice, openApp, openPage, screenshot, tinyModelDir, VIEWPORTS, watched } from './support/browser.mjs';
 import { serveApp, serveModel } from './support/servers.mjs';
 import { serveGemini } from './support/gemini.mjs';
 import { encodeRgbPng, readPngText } from './support/png.mjs';
@@ -160,8 +160,23 @@ test('the mask brush paints what to keep, and the condition takes the painted ma
   await page.setViewportSize(VIEWPORTS.phone);
   await screenshot(page, 'studio-mask-phone');
   await page.setViewportSize(VIEWPORTS.laptop);
+  const placed = page.getByRole('button', { name: /^Condition 1 at/ }).locator('img');
+  const before = await placed.getAttribute('src');
   await page.getByRole('button', { name: 'Done' }).click();
   assert.match(await page.locator('.condition-row').first().textContent(), /painted mask/);
+  // The box on the canvas now shows what a run keeps: the disc, the rest transparent.
+  await page.waitForFunction((old) => document.querySelector('.placed img')?.getAttribute('src') !== old, before);
+  const alpha = await placed.evaluate(async (img) => {
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const g = canvas.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const at = (x, y) => g.getImageData(x, y, 1, 1).data[3];
+    return { centre: at(canvas.width / 2, canvas.height / 2), corner: at(1, 1) };
+  });
+  assert.deepEqual(alpha, { centre: 255, corner: 0 }, 'the placed picture takes the painted mask');
 });
 
 /**
@@ -345,6 +360,37 @@ test('the Toy lab runs the merge step and draws its grid and plot', { skip: SKIP
   assert.equal(await page.locator('#toy-grid img').count(), 3, 'one image per merge state 0..=2');
   await page.locator('#toy-plot').waitFor();
   await screenshot(page, 'toy-lab-laptop');
+});
+
+test('a GPU device lost during a run: the page says what to do, and goes on without a reload', { skip: SKIP_RUNS }, async () => {
+  await page.getByRole('tab', { name: 'Studio' }).click();
+  await page.getByLabel('Method').selectOption('cow');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await waitForRunText(/UNet evaluations [1-9]\d* of/);
+  await loseGpuDevice(page);
+  await page.waitForSelector('#run-status:not([data-state="busy"])', { timeout: RUN_TIMEOUT });
+  const failure = await page.locator('#run-status').textContent();
+  assert.match(failure, /The GPU device was lost .*load it again on the Model page/, `${failure}${describe()}`);
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.app), 'ready', `the app crashed${describe()}`);
+  assert.ok(await page.getByRole('button', { name: 'Generate' }).isDisabled(), 'no model, no Generate');
+
+  await page.getByRole('tab', { name: 'Model' }).click();
+  assert.equal(await page.locator('#model-status').getAttribute('data-state'), 'error');
+  assert.match(await page.locator('#model-status').textContent(), /The GPU device was lost/);
+  await screenshot(page, 'model-gpu-lost-laptop');
+  const sent = model.weightBytes();
+  await page.getByRole('button', { name: 'Load', exact: true }).click();
+  await page.waitForSelector('#model-status:not([data-state="busy"])', { timeout: 300_000 });
+  assert.equal(await page.locator('#model-status').getAttribute('data-state'), 'ready', await page.locator('#model-status').textContent());
+  assert.equal(model.weightBytes(), sent, 'weight bytes fetched again: the second load must come from the cache');
+
+  // The new device computes.
+  await page.getByRole('tab', { name: 'Studio' }).click();
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await waitForRunText(/UNet evaluations [1-9]\d* of/);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.waitForSelector('#run-status:not([data-state="busy"])', { timeout: RUN_TIMEOUT });
+  assert.match(await page.locator('#run-status').textContent(), /Cancelled after/);
 });
 
 test('after a reload the model comes from the cache: no weight bytes fetched', async () => {

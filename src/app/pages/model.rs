@@ -285,6 +285,7 @@ pub fn ModelPage() -> impl IntoView {
                         ModelStatus::Loading(_) => "Loading…".to_string(),
                         ModelStatus::Ready(info) => format!("Ready: {}", info.source.label),
                         ModelStatus::Failed(message) => format!("Loading failed: {message}"),
+                        ModelStatus::GpuFailed(message) => message,
                     }}
                 </p>
                 {move || match status.get() {

@@ -6,6 +6,7 @@
 
 use leptos::prelude::*;
 
+use crate::app::device::gpu_fault;
 use crate::app::files::{blob_url, revoke_url};
 use crate::app::format::format_seconds;
 use crate::app::model::loaded_models;
@@ -81,7 +82,12 @@ impl ToyObserver for LabObserver {
                 }
             }
         }
-        Flow::Continue
+        // A failed GPU computes nothing more: stop, and say why.
+        if gpu_fault().is_some() {
+            Flow::Cancel
+        } else {
+            Flow::Continue
+        }
     }
 }
 
@@ -131,7 +137,8 @@ pub fn ToyPage() -> impl IntoView {
                 cells,
                 started: now_ms(),
             };
-            match run_toy(&models, &options, &mut observer).await {
+            let outcome = run_toy(&models, &options, &mut observer).await;
+            match gpu_fault().map_or(outcome.map_err(|e| e.to_string()), |f| Err(f.advice())) {
                 Ok(_) => {
                     status.set(format!(
                         "{} done in {}.",

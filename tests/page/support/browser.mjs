@@ -54,6 +54,15 @@ function instrument() {
   } catch (e) {
     watch.observerError = String(e);
   }
+  // Every GPU device the page is given, so that a test can take one away (`loseGpuDevice`).
+  if (globalThis.GPUAdapter) {
+    const requestDevice = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await requestDevice.apply(this, args);
+      (window.__gpuDevices ??= []).push(device);
+      return device;
+    };
+  }
   document.addEventListener('securitypolicyviolation', (e) => {
     watch.cspViolations.push(`${e.violatedDirective}: ${e.blockedURI || '(inline)'} ${e.sourceFile}:${e.lineNumber}`);
   });
@@ -93,6 +102,14 @@ export async function openApp(page, url, describe = () => '') {
     const status = await page.locator('#boot-status, #fatal-error').allTextContents();
     throw new Error(`the app did not start (${state}): ${status.join(' | ')}${describe()}`);
   }
+}
+
+/**
+ * Destroys the GPU device the page asked for last: to the page this is a lost device, as after
+ * a driver reset (`GPUDevice.lost` resolves, and the device computes nothing more).
+ */
+export function loseGpuDevice(page) {
+  return page.evaluate(() => window.__gpuDevices.at(-1).destroy());
 }
 
 /** What the instrumentation recorded so far. */

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
-use super::mask::MaskEditor;
+use super::mask::{show_masks_when_editors_close, MaskEditor};
 use super::state::{default_box, ConditionEntry, Studio};
 use crate::app::files::{dropped_files, file_url, files_of, input_of, read_file, revoke_url};
 use crate::imaging::{decode_image, SquareBox};
@@ -41,6 +41,7 @@ pub fn add_files(studio: Studio, files: Vec<web_sys::File>) {
                 id,
                 files: Arc::new(ConditionFiles::new(&name, Some(name.clone()), bytes, None)),
                 thumbnail: file_url(&file).unwrap_or_default(),
+                kept: String::new(),
                 size,
                 placement: default_box(studio.canvas(), index),
                 placed_by_hand: false,
@@ -57,6 +58,7 @@ pub fn add_files(studio: Studio, files: Vec<web_sys::File>) {
 #[component]
 pub fn ConditionsPanel(studio: Studio) -> impl IntoView {
     let dragging = RwSignal::new(false);
+    show_masks_when_editors_close(studio);
     // Paste anywhere on the page: an image on the clipboard becomes a condition.
     let paste = window_event_listener(leptos::ev::paste, move |ev: web_sys::ClipboardEvent| {
         let files = files_of(ev.clipboard_data().and_then(|d| d.files()));
@@ -204,6 +206,9 @@ fn ConditionRow(studio: Studio, index: usize, entry: ConditionEntry) -> impl Int
                 disabled=move || studio.busy()
                 on:click=move |_| {
                     revoke_url(&thumbnail);
+                    studio.conditions.with_untracked(|l| {
+                        l.iter().filter(|c| c.id == id && !c.kept.is_empty()).for_each(|c| revoke_url(&c.kept))
+                    });
                     studio.conditions.update(|l| l.retain(|c| c.id != id));
                     if studio.mask_open.get_untracked() == Some(id) {
                         studio.mask_open.set(None);

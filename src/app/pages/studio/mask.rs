@@ -11,14 +11,71 @@ use wasm_bindgen::JsCast;
 
 use super::state::Studio;
 use crate::app::canvas::draw_rgba;
+use crate::app::files::{blob_url, revoke_url};
 use crate::imaging::brush::MaskPainting;
-use crate::imaging::{decode_image, decode_mask, RgbImage};
+use crate::imaging::png::encode_rgba_png;
+use crate::imaging::{decode_image, decode_mask, RgbImage, SquareBox};
 use crate::pipeline::conditions::ConditionFiles;
 
 /// The editor's picture and painting, kept while it is open.
 struct Sheet {
     painting: MaskPainting,
     picture: RgbImage,
+}
+
+/// Side of the picture of what a run keeps: the box on the canvas scales it.
+const KEPT_SIDE: usize = 128;
+
+/// What a run keeps of a condition, as a PNG: its used square prepared as for a run
+/// (`ConditionFiles::prepare`), the discarded pixels transparent so that the canvas shows
+/// through. None when the files do not prepare (their errors show when a run starts).
+pub fn kept_picture(files: &ConditionFiles) -> Option<Vec<u8>> {
+    let prepared = files.prepare(SquareBox::new(0, 0, KEPT_SIDE)).ok()?;
+    let rgba: Vec<u8> = prepared
+        .crop_rgb
+        .chunks_exact(3)
+        .zip(&prepared.keep_pixels)
+        .flat_map(|(p, &keep)| [p[0], p[1], p[2], if keep { 255 } else { 0 }])
+        .collect();
+    encode_rgba_png(&rgba, KEPT_SIDE, KEPT_SIDE).ok()
+}
+
+/// When a mask editor closes (Done, the Mask button again, another condition's editor), the
+/// condition's box on the canvas takes the painted mask. Once, not per stroke: preparing
+/// decodes the whole image.
+pub fn show_masks_when_editors_close(studio: Studio) {
+    Effect::new(move |previous: Option<Option<u32>>| {
+        let open = studio.mask_open.get();
+        if let Some(Some(closed)) = previous {
+            if open != Some(closed) {
+                refresh_kept(studio, closed);
+            }
+        }
+        open
+    });
+}
+
+fn refresh_kept(studio: Studio, id: u32) {
+    let Some(files) = studio
+        .conditions
+        .with_untracked(|list| list.iter().find(|c| c.id == id).map(|c| c.files.clone()))
+    else {
+        return;
+    };
+    if files.mask.is_none() {
+        return;
+    }
+    let url = kept_picture(&files)
+        .and_then(|png| blob_url(&png, "image/png").ok())
+        .unwrap_or_default();
+    studio.conditions.update(|list| {
+        if let Some(entry) = list.iter_mut().find(|c| c.id == id) {
+            if !entry.kept.is_empty() {
+                revoke_url(&entry.kept);
+            }
+            entry.kept = url;
+        }
+    });
 }
 
 /// The open editor, for the condition with id `id` (see `Studio::mask_open`).

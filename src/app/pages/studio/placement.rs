@@ -138,7 +138,12 @@ pub fn PlacementPanel(studio: Studio) -> impl IntoView {
                         on:pointercancel=end_drag
                         on:keydown=on_key
                     >
-                        <img src=entry.thumbnail.clone() alt="" draggable="false"/>
+                        // What the run keeps (the painted mask's discards show the canvas).
+                        <img
+                            src=if entry.kept.is_empty() { entry.thumbnail.clone() } else { entry.kept.clone() }
+                            alt=""
+                            draggable="false"
+                        />
                         <span class="placed-label">{index + 1}</span>
                         <span
                             class="resize-handle"

@@ -14,6 +14,7 @@ use leptos::prelude::*;
 use super::results::finish_run;
 use super::state::{RunView, Studio};
 use crate::app::canvas::draw_rgb;
+use crate::app::device::gpu_fault;
 use crate::app::format::format_seconds;
 use crate::app::model::loaded_models;
 use crate::app::now_ms;
@@ -104,7 +105,8 @@ impl RunObserver for PageObserver {
                 }
             }
         }
-        if self.cancel.load(Ordering::Relaxed) {
+        // A failed GPU computes nothing more: stop, and say why below.
+        if self.cancel.load(Ordering::Relaxed) || gpu_fault().is_some() {
             Flow::Cancel
         } else {
             Flow::Continue
@@ -191,7 +193,11 @@ async fn plan_and_run(
         started: now_ms(),
     };
     let planned = plan.as_ref().map(|p| (p, &attention));
-    let generated = match generate_run(&models, &job, planned, &mut observer).await {
+    let outcome = generate_run(&models, &job, planned, &mut observer).await;
+    if let Some(fault) = gpu_fault() {
+        return Err(fault.advice());
+    }
+    let generated = match outcome {
         Ok(generated) => generated,
         Err(GenerateError::Cancelled {
             unet_calls,

@@ -23,6 +23,9 @@ pub struct ConditionEntry {
     pub files: Arc<ConditionFiles>,
     /// A `blob:` URL of the image, for thumbnails.
     pub thumbnail: String,
+    /// A `blob:` URL of what a run keeps of it once a mask was painted (see
+    /// `mask::kept_picture`), shown in its box on the canvas; empty before.
+    pub kept: String,
     /// The image's size in pixels.
     pub size: (usize, usize),
     /// Its box on the canvas.
