@@ -1,19 +1,12 @@
 //! Choosing a device natively: the flex CPU backend, or wgpu on Vulkan with either the
 //! adapter's own limits or WebGPU's default ones (to prove a run fits any browser).
-//! In the browser the app initializes WebGPU itself (`Device::wgpu_options().init_async()`).
+//! In the browser the app makes its WebGPU device itself (`app::device`).
 
-use burn::tensor::wgpu::{wgpu, WgpuBackend, WgpuSetup};
+use burn::tensor::wgpu::{wgpu, WgpuBackend};
 use burn::tensor::Device;
 
-/// Which limits a native wgpu device is created with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GpuLimits {
-    /// Everything the adapter offers (what burn asks for, and what the app asks a browser for).
-    Adapter,
-    /// WebGPU's defaults: 128 MiB per storage binding, 256 MiB per buffer, 16 KiB of workgroup
-    /// memory. A run that passes here fits every WebGPU implementation.
-    WebGpuDefaults,
-}
+use crate::gpu_setup;
+pub use crate::gpu_setup::GpuLimits;
 
 /// The flex CPU backend.
 pub fn cpu() -> Device {
@@ -28,40 +21,16 @@ pub fn vulkan(limits: GpuLimits) -> Result<Device, String> {
             .init()
             .map_err(|e| format!("no Vulkan adapter: {e}")),
         GpuLimits::WebGpuDefaults => {
-            let setup = pollster::block_on(vulkan_setup_with_default_limits())?;
+            let setup = pollster::block_on(gpu_setup::acquire(
+                wgpu::Backend::Vulkan,
+                GpuLimits::WebGpuDefaults,
+            ))?;
             Device::wgpu_options()
                 .setup(setup)
                 .init()
                 .map_err(|e| format!("cannot register the Vulkan device: {e}"))
         }
     }
-}
-
-async fn vulkan_setup_with_default_limits() -> Result<WgpuSetup, String> {
-    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
-    descriptor.backends = wgpu::Backends::VULKAN;
-    let instance = wgpu::Instance::new(descriptor);
-    let adapter = instance
-        .request_adapter(&wgpu::RequestAdapterOptions::default())
-        .await
-        .map_err(|e| format!("no Vulkan adapter: {e}"))?;
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            required_features: adapter
-                .features()
-                .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-            required_limits: wgpu::Limits::default(),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("the Vulkan adapter refused a device: {e}"))?;
-    Ok(WgpuSetup {
-        instance,
-        adapter,
-        device,
-        queue,
-        backend: wgpu::Backend::Vulkan,
-    })
 }
 
 /// Which device a command runs on.

@@ -25,6 +25,7 @@ pub mod compare;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod device;
 pub mod diffusion;
+pub mod gpu_setup;
 pub mod imaging;
 pub mod model;
 pub mod net;

@@ -19,8 +19,10 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use burn::tensor::wgpu::{wgpu, WgpuSetup};
+use burn::tensor::wgpu::wgpu;
 use burn::tensor::Device;
+
+use crate::gpu_setup::{acquire, GpuLimits};
 
 /// How the GPU failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,7 +103,8 @@ pub async fn webgpu_device() -> Result<Device, String> {
     if let Some(device) = CURRENT.with(|c| c.borrow().as_ref().map(|d| d.device.clone())) {
         return Ok(device);
     }
-    let setup = acquire().await?;
+    // The adapter's limits: what the engine budgets against (docs/app.md).
+    let setup = acquire(wgpu::Backend::BrowserWebGpu, GpuLimits::Adapter).await?;
     let gpu = setup.device.clone();
     let device = Device::wgpu_options()
         .setup(setup)
@@ -128,42 +131,6 @@ pub async fn webgpu_device() -> Result<Device, String> {
         })
     });
     Ok(device)
-}
-
-/// Asks the browser for an adapter and a device with everything the adapter offers, as
-/// burn's own initialization does (its limits are what the engine budgets against).
-async fn acquire() -> Result<WgpuSetup, String> {
-    let backend = wgpu::Backend::BrowserWebGpu;
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: backend.into(),
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    let adapter = instance
-        .request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..wgpu::RequestAdapterOptions::default()
-        })
-        .await
-        .map_err(|e| format!("no WebGPU adapter: {e}"))?;
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            label: Some("sow-studio"),
-            required_features: adapter
-                .features()
-                .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-            required_limits: adapter.limits(),
-            memory_hints: wgpu::MemoryHints::MemoryUsage,
-            ..wgpu::DeviceDescriptor::default()
-        })
-        .await
-        .map_err(|e| format!("the WebGPU adapter gave no device: {e}"))?;
-    Ok(WgpuSetup {
-        instance,
-        adapter,
-        device,
-        queue,
-        backend,
-    })
 }
 
 /// Keeps the first fault of the current device and tells the app.

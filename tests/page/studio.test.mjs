@@ -123,6 +123,24 @@ test('a condition is added and placed with the keyboard', async () => {
   await page.setViewportSize(VIEWPORTS.laptop);
 });
 
+test('on a phone Generate follows the prompt, and the advanced options come last', async () => {
+  await page.getByRole('tab', { name: 'Studio' }).click();
+  const top = async (locator) => (await locator.boundingBox()).y;
+  const generate = page.getByRole('button', { name: 'Generate' });
+  const advanced = page.getByRole('region', { name: 'Advanced options' });
+  await page.setViewportSize(VIEWPORTS.phone);
+  try {
+    assert.ok((await top(page.getByLabel('Prompt', { exact: true }))) < (await top(generate)), 'the prompt comes before Generate');
+    assert.ok((await top(generate)) < (await top(advanced)), 'Generate comes before the advanced options');
+    assert.ok((await top(page.getByRole('region', { name: 'History' }))) < (await top(advanced)), 'the advanced options come last');
+  } finally {
+    await page.setViewportSize(VIEWPORTS.laptop);
+  }
+  // On a laptop the advanced options stay in the left column, under the prompt.
+  const [left, right] = [await advanced.boundingBox(), await generate.boundingBox()];
+  assert.ok(left.x + left.width <= right.x, 'two columns on a laptop');
+});
+
 test('the mask brush paints what to keep, and the condition takes the painted mask', async () => {
   await page.getByRole('button', { name: 'Paint the mask of condition 1' }).click();
   await page.getByRole('group', { name: 'Mask of condition 1' }).waitFor();

@@ -265,6 +265,9 @@ pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
     let dam_hook = dam.as_ref().map(|d| d as &dyn AttentionHook);
     let warmup = unet_step(&unet, &device, batch, None)?;
     eprintln!("warm-up run: {warmup:.2} s");
+    // Already the figure that matters for memory (the pool only grows): worth having early
+    // where one evaluation takes many minutes (lavapipe).
+    print_memory_pool(&device);
     if dam_hook.is_some() {
         let warmup = unet_step(&unet, &device, batch, dam_hook)?;
         eprintln!("warm-up run with DAM: {warmup:.2} s");
@@ -298,6 +301,12 @@ pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
             with_dam / plain
         );
     }
+    print_memory_pool(&device);
+    Ok(())
+}
+
+/// burn's memory pool on the device: in use now, and reserved (an upper bound of the peak).
+fn print_memory_pool(device: &Device) {
     if let Some(usage) = device.memory_pool_usage() {
         println!(
             "memory pool: {:.1} MiB in use, {:.1} MiB reserved",
@@ -305,5 +314,4 @@ pub fn bench_unet(args: &BenchUnetArgs) -> Result<(), String> {
             mib(usage.bytes_reserved)
         );
     }
-    Ok(())
 }

@@ -40,6 +40,7 @@ pub fn StudioPage() -> impl IntoView {
                 <conditions::ConditionsPanel studio/>
                 <placement::PlacementPanel studio/>
                 <options::OptionsPanel studio/>
+                <options::AdvancedPanel studio/>
             </div>
             <div class="studio-outputs">
                 <run::RunPanel studio/>

@@ -72,13 +72,6 @@ fn text_field(
 #[component]
 pub fn OptionsPanel(studio: Studio) -> impl IntoView {
     let options = studio.options;
-    let attention = studio.attention;
-    let restart_preset = move |setting: Setting, steps: usize| {
-        let canvas = options.with_untracked(|o| o.canvas);
-        let mut fresh = RunOptions::preset_with_steps(setting, steps);
-        fresh.canvas = canvas;
-        options.set(fresh);
-    };
     let setting_names = Setting::ALL
         .into_iter()
         .map(|s| {
@@ -121,7 +114,7 @@ pub fn OptionsPanel(studio: Studio) -> impl IntoView {
                         id="setting"
                         on:change=move |ev| {
                             if let Ok(s) = event_target_value(&ev).parse::<Setting>() {
-                                restart_preset(s, options.with_untracked(|o| o.steps));
+                                restart_preset(options, s, options.with_untracked(|o| o.steps));
                             }
                         }
                     >
@@ -189,6 +182,19 @@ pub fn OptionsPanel(studio: Studio) -> impl IntoView {
                 />
                 "Plan with Gemini when a key is set in Settings (otherwise offline)"
             </label>
+        </section>
+    }
+}
+
+/// Every other option of the run and of SOW's attention modulation, folded away: a panel of
+/// its own, so that on a phone it comes after Generate rather than before it (the CSS orders
+/// the Studio's panels there).
+#[component]
+pub fn AdvancedPanel(studio: Studio) -> impl IntoView {
+    let options = studio.options;
+    let attention = studio.attention;
+    view! {
+        <section class="panel advanced-panel" aria-label="Advanced options">
             <details class="advanced">
                 <summary>"Advanced options"</summary>
                 <div class="grid-fields">
@@ -273,7 +279,7 @@ pub fn OptionsPanel(studio: Studio) -> impl IntoView {
                     type="button"
                     on:click=move |_| {
                         let (setting, steps) = options.with_untracked(|o| (o.setting, o.steps));
-                        restart_preset(setting, steps);
+                        restart_preset(options, setting, steps);
                         attention.set(Default::default());
                     }
                 >
@@ -282,6 +288,14 @@ pub fn OptionsPanel(studio: Studio) -> impl IntoView {
             </details>
         </section>
     }
+}
+
+/// Starts the options again from `setting`'s preset at `steps` steps, keeping the canvas side.
+fn restart_preset(options: RwSignal<RunOptions>, setting: Setting, steps: usize) {
+    let canvas = options.with_untracked(|o| o.canvas);
+    let mut fresh = RunOptions::preset_with_steps(setting, steps);
+    fresh.canvas = canvas;
+    options.set(fresh);
 }
 
 /// Changes the canvas side, scaling every box (and dropping the plan, made for the old side).
