@@ -24,6 +24,10 @@ start=$SECONDS
 trunk build --release --offline --dist "$dist"
 echo "[page-test] trunk build: $((SECONDS - start)) s"
 
+# A quantized pack of the tiny model, made by the CLI as a user would, for the pack test.
+export PACK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/sow-pack-XXXXXX")/pack"
+cargo run --release --locked --quiet --bin sow -- pack --model tests/fixtures/tiny-sd2 --out "$PACK_DIR"
+
 export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sow-page-XXXXXX")}"
 echo "[page-test] screenshots: $SCREENSHOT_DIR"
 DIST_DIR="$dist" node --test --test-concurrency=1 tests/page/

@@ -87,19 +87,7 @@ fn position_ids() -> (&'static str, &'static str, &'static [usize], Vec<u8>) {
 }
 
 fn input_rows() -> Vec<Vec<u32>> {
-    let json: Value = serde_json::from_str(suite::TEXT_ENCODER_GOLDEN_JSON).unwrap();
-    json["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect()
-        })
-        .collect()
+    suite::text_encoder_golden_ids()
 }
 
 fn text_encoder_error(encoder: &ClipTextEncoder, device: &Device) -> f64 {

@@ -603,3 +603,49 @@ fn the_toy_experiment_writes_its_grids_table_and_plot() {
     }
     assert!(!out.join("decrease.png").exists());
 }
+
+#[test]
+fn sow_pack_writes_a_pack_that_generate_loads_and_names_in_the_image() {
+    let dir = scratch("pack");
+    let pack = dir.join("pack");
+    let model = model();
+    let packed = sow(&["pack", "--model", &model, "--out", pack.to_str().unwrap()]);
+    assert_ok(&packed);
+    let stdout = String::from_utf8_lossy(&packed.stdout);
+    assert!(
+        stdout.contains("packed") && stdout.contains("--model pack:"),
+        "{stdout}"
+    );
+    assert!(stderr(&packed).contains("text encoder q8, VAE q8, UNet q4"));
+    assert!(pack.join("pack.json").is_file());
+
+    let pack_model = format!("pack:{}", pack.display());
+    let cond = condition(&dir);
+    let out = dir.join("from-pack.png");
+    let mut args = vec![
+        "generate",
+        "--model",
+        &pack_model,
+        "--condition",
+        cond.to_str().unwrap(),
+        "--prompt",
+        "a person in a forest",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(FAST);
+    let generated = sow(&args);
+    assert_ok(&generated);
+    let png = std::fs::read(&out).unwrap();
+    let needle = pack_model.as_bytes();
+    assert!(
+        png.windows(needle.len()).any(|w| w == needle),
+        "the image's parameters name the pack"
+    );
+
+    // A second pack into the same folder is refused, with one message.
+    assert_fails_with(
+        &sow(&["pack", "--model", &model, "--out", pack.to_str().unwrap()]),
+        "not empty",
+    );
+}

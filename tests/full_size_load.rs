@@ -34,10 +34,12 @@ use sow_studio::model::clip::ClipTextEncoder;
 use sow_studio::model::config::{TextEncoderConfig, UNetConfig, VaeConfig};
 use sow_studio::model::unet::UNet;
 use sow_studio::model::vae::Vae;
-use sow_studio::pipeline::{load_models, pull, LoadEvent, LoadOptions, LoadReport, ModelSource};
+use sow_studio::pipeline::{
+    load_models, make_pack, pull, LoadEvent, LoadOptions, LoadReport, ModelSource,
+};
 use sow_studio::weights::cache::Cache;
 use sow_studio::weights::safetensors::{header_bytes, Dtype};
-use sow_studio::weights::{Component, ConversionPolicy, HeaderCheck, SafetensorsHeader};
+use sow_studio::weights::{Component, ConversionPolicy, HeaderCheck, SafetensorsHeader, Scheme};
 
 const LAYOUT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -342,6 +344,90 @@ fn full_size_fp16_files_stream_from_loopback_cold_warm_and_pull() {
         drop(models);
     }
     drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&cache_dir);
+}
+
+#[test]
+#[ignore = "2.6 GB of generated files, a conversion and two loads; run on request"]
+fn a_full_size_4_bit_pack_is_made_from_loopback_and_loads_cold_and_warm() {
+    let root = scratch("pack-model");
+    generate(&root.join("sd21"));
+    let server = ModelServer::start(&root.join("sd21"), "sd21");
+    let source = ModelSource::parse(&server.url("sd21")).unwrap();
+    let device = Device::flex();
+    let cache_dir = scratch("pack-cache");
+    let cache = Cache::in_folder(&cache_dir);
+    let variants = [
+        ("q4 UNet, q8 text encoder, f16 VAE", Scheme::F32),
+        ("q4 UNet, q8 text encoder, q8 VAE", Scheme::Q8),
+    ];
+    for (label, vae) in variants {
+        let policy = ConversionPolicy {
+            text_encoder: Scheme::Q8,
+            vae,
+            unet: Scheme::Q4,
+        };
+        let out = scratch("pack").join("pack");
+        let started = Instant::now();
+        let report = pollster::block_on(make_pack(
+            &source,
+            &out,
+            policy,
+            Some(&cache),
+            &device,
+            &mut |_| {},
+        ))
+        .unwrap();
+        println!(
+            "pack ({label}): {:.3} GB in all, made in {:.1} s ({:.3} GB downloaded)",
+            gb(report.total_bytes),
+            started.elapsed().as_secs_f64(),
+            gb(report.transferred)
+        );
+        for (component, bytes) in &report.component_bytes {
+            println!("  {component}: {:.3} GB", gb(*bytes));
+        }
+
+        let pack_server = ModelServer::start(&out, "pack");
+        let pack = ModelSource::parse(&format!("pack:{}", pack_server.url("pack"))).unwrap();
+        let load_cache_dir = scratch("pack-load-cache");
+        let load_cache = Cache::in_folder(&load_cache_dir);
+        let options = LoadOptions {
+            policy,
+            cache: Some(&load_cache),
+            ..LoadOptions::default()
+        };
+        for phase in ["cold", "warm"] {
+            pack_server.reset_counts();
+            reset_peak_rss();
+            let resident_before = rss();
+            let started = Instant::now();
+            let mut events = Vec::new();
+            let models = pollster::block_on(load_models(&pack, &device, &options, &mut |e| {
+                events.push(e)
+            }))
+            .unwrap_or_else(|e| panic!("{phase} load of the pack failed: {e}"));
+            let report_load = finished(&events);
+            println!(
+                "  {phase} load of the pack: {:.3} GB over the wire, {:.1} s, host peak {:.3} GB \
+                 above the start; on the device: text encoder {:.3} GB, VAE {:.3} GB, UNet {:.3} GB",
+                gb(pack_server.sent()),
+                started.elapsed().as_secs_f64(),
+                gb(peak_rss().saturating_sub(resident_before)),
+                gb(report_load.device_bytes[&Component::TextEncoder]),
+                gb(report_load.device_bytes[&Component::Vae]),
+                gb(report_load.device_bytes[&Component::Unet]),
+            );
+            match phase {
+                "cold" => assert_eq!(pack_server.sent(), report.total_bytes),
+                _ => assert_eq!(pack_server.requests().len(), 0),
+            }
+            drop(models);
+        }
+        let _ = std::fs::remove_dir_all(&load_cache_dir);
+        let _ = std::fs::remove_dir_all(out.parent().unwrap());
+    }
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&cache_dir);
 }

@@ -4,6 +4,8 @@
 //! goldens; transfers are counted on the server's side.
 #![cfg(not(target_arch = "wasm32"))]
 
+#[path = "support/loaded.rs"]
+mod loaded;
 #[path = "support/loopback.rs"]
 mod loopback;
 #[path = "support/model_server.rs"]
@@ -13,14 +15,13 @@ mod suite;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use loaded::Loaded;
 use model_server::{Fault, ModelServer};
 use serde_json::Value;
 use sow_studio::compare::relative_l2;
 use sow_studio::model::config::UNetConfig;
 use sow_studio::model::unet::UNet;
-use sow_studio::pipeline::{
-    load_models, pull, LoadError, LoadEvent, LoadOptions, LoadReport, ModelSource, Models, Phase,
-};
+use sow_studio::pipeline::{load_models, pull, LoadEvent, LoadOptions, ModelSource, Models, Phase};
 use sow_studio::weights::cache::Cache;
 use sow_studio::weights::{
     resident_bytes, Component, ConversionPolicy, FileSource, Policy, SafetensorsHeader, Scheme,
@@ -67,48 +68,6 @@ fn serve() -> (ModelServer, ModelSource) {
     (server, source)
 }
 
-/// A load's result with every event it emitted.
-struct Loaded {
-    result: Result<Models, LoadError>,
-    events: Vec<LoadEvent>,
-}
-
-impl Loaded {
-    fn models(&self) -> &Models {
-        match &self.result {
-            Ok(models) => models,
-            Err(e) => panic!("the load failed: {e}"),
-        }
-    }
-
-    fn error(&self) -> String {
-        match &self.result {
-            Ok(_) => panic!("the load should have failed"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    fn report(&self) -> &LoadReport {
-        self.events
-            .iter()
-            .find_map(|e| match e {
-                LoadEvent::Finished(report) => Some(report),
-                _ => None,
-            })
-            .expect("a finished load reports its totals")
-    }
-
-    fn notices(&self) -> Vec<&str> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                LoadEvent::Notice(text) => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 fn load_with(source: &ModelSource, options: &LoadOptions<'_>) -> Loaded {
     let mut events = Vec::new();
     let result = pollster::block_on(load_models(source, &Device::flex(), options, &mut |e| {
@@ -137,18 +96,7 @@ fn assert_matches_goldens(models: &Models) {
     let device = &models.device;
     // Text encoder: every golden prompt.
     let json: Value = serde_json::from_str(suite::TEXT_ENCODER_GOLDEN_JSON).unwrap();
-    let rows: Vec<Vec<u32>> = json["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect()
-        })
-        .collect();
+    let rows = suite::text_encoder_golden_ids();
     let hidden = models.text_encoder.encode(&rows, device).unwrap();
     let (_, expected) = suite::golden(suite::TEXT_ENCODER_GOLDEN, "last_hidden_state");
     let err = relative_l2(&pollster::block_on(suite::read(hidden)), &expected);

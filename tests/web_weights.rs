@@ -26,19 +26,7 @@ const TINY: &str = "/tests/fixtures/tiny-sd2/";
 
 /// The text encoder against transformers' hidden states (every golden prompt).
 async fn check_encoder(encoder: &ClipTextEncoder, device: &Device) -> f64 {
-    let json: Value = serde_json::from_str(suite::TEXT_ENCODER_GOLDEN_JSON).unwrap();
-    let rows: Vec<Vec<u32>> = json["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect()
-        })
-        .collect();
+    let rows = suite::text_encoder_golden_ids();
     let hidden = encoder.encode(&rows, device).unwrap();
     let (_, expected) = suite::golden(suite::TEXT_ENCODER_GOLDEN, "last_hidden_state");
     let err = relative_l2(&suite::read(hidden).await, &expected);

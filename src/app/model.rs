@@ -151,8 +151,11 @@ pub async fn load(
     }
     let mut report = LoadReport::default();
     let models = load_models(source, &device, &options, &mut |event| {
-        if let LoadEvent::Finished(totals) = &event {
-            report = totals.clone();
+        match &event {
+            LoadEvent::Finished(totals) => report = totals.clone(),
+            // Kept for the loaded model's panel: a retry, a cache problem, a pack's schemes.
+            LoadEvent::Notice(notice) => notices.push(notice.clone()),
+            LoadEvent::Progress(_) => {}
         }
         progress(event);
     })

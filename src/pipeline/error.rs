@@ -42,7 +42,15 @@ pub enum LoadError {
     /// The cache cannot be used where it is required (`sow pull`).
     #[error(transparent)]
     Cache(#[from] CacheError),
-    /// The source cannot be used this way (a malformed `--model`, a pack before packs exist).
+    /// A pack's manifest is missing, malformed, or from another build's conversion.
+    #[error("{pack} is not a usable pack: {detail}")]
+    BadPack {
+        /// The pack, as given.
+        pack: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The source cannot be used this way (a malformed `--model`).
     #[error("{0}")]
     Unsupported(String),
 }

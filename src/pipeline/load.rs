@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 
 use super::progress::{now_seconds, LoadEvent, LoadProgress, LoadReport, Phase, RateMeter};
 use super::source::{Body, ModelSource, TEXT_FILES};
@@ -30,6 +30,7 @@ use crate::weights::cache::{
     Cache, CacheEntry, CacheError, CachedTensor, ComponentRecord, EntryKey, TensorRecord,
 };
 use crate::weights::materialize::{convert, upload};
+use crate::weights::pack::{unpack_tensor, PackManifest, PackTensor, PACK_MANIFEST};
 use crate::weights::reader::StreamReader;
 use crate::weights::{
     materialize, safetensors, Component, ConversionPolicy, HeaderCheck, PreparedWeights,
@@ -64,7 +65,7 @@ pub async fn load_models(
     options: &LoadOptions<'_>,
     progress: &mut dyn FnMut(LoadEvent),
 ) -> Result<Models, LoadError> {
-    let mut session = Session::open(source, options, progress).await;
+    let mut session = Session::open(source, options, progress, false).await?;
     let texts = session.read_texts(&TEXT_FILES).await?;
     let tokenizer = ClipTokenizer::from_files(
         texts.required("tokenizer/vocab.json"),
@@ -96,6 +97,7 @@ pub async fn load_models(
             |w| UNet::load(&configs.unet, w),
         )
         .await?;
+    let unet_weights = session.policy.unet;
     session.finish(texts).await;
     Ok(Models {
         tokenizer,
@@ -105,7 +107,7 @@ pub async fn load_models(
         scheduler: configs.scheduler,
         device: device.clone(),
         source: SourceInfo {
-            unet_weights: Some(options.policy.unet),
+            unet_weights: Some(unet_weights),
             ..source.info()
         },
     })
@@ -119,7 +121,7 @@ pub async fn load_text_encoder(
     options: &LoadOptions<'_>,
     progress: &mut dyn FnMut(LoadEvent),
 ) -> Result<(ClipTokenizer, ClipTextEncoder), LoadError> {
-    let mut session = Session::open(source, options, progress).await;
+    let mut session = Session::open(source, options, progress, false).await?;
     let texts = session.read_texts(&TEXT_FILES[..3]).await?;
     let tokenizer = ClipTokenizer::from_files(
         texts.required("tokenizer/vocab.json"),
@@ -169,12 +171,25 @@ pub async fn pull(
             source.label()
         )));
     }
+    pull_into(source, cache, policy, probe, progress, false).await
+}
+
+/// [`pull`], and for `cache_local` local sources too (the pack writer converts through a
+/// cache entry).
+pub(crate) async fn pull_into(
+    source: &ModelSource,
+    cache: &Cache,
+    policy: ConversionPolicy,
+    probe: &Device,
+    progress: &mut dyn FnMut(LoadEvent),
+    cache_local: bool,
+) -> Result<PullReport, LoadError> {
     let options = LoadOptions {
         policy,
         cache: Some(cache),
         ..LoadOptions::default()
     };
-    let mut session = Session::open(source, &options, progress).await;
+    let mut session = Session::open(source, &options, progress, cache_local).await?;
     let texts = session.read_texts(&TEXT_FILES).await?;
     let configs = texts.configs(source)?;
     let checks: [(Component, &Check); 3] = [
@@ -213,11 +228,16 @@ pub async fn pull(
 /// model and records the tensors the model takes.
 type Check<'a> = dyn Fn(&mut HeaderCheck) -> Result<(), WeightError> + 'a;
 
-fn key(source: &ModelSource, options: &LoadOptions<'_>) -> EntryKey {
+/// The cache entry of a load. A pack's schemes are its own, read from its manifest (which the
+/// entry keeps), so its entry is keyed by the pack alone.
+pub(crate) fn key(source: &ModelSource, options: &LoadOptions<'_>) -> EntryKey {
     EntryKey {
         source: source.label(),
         revision: source.revision(),
-        policy: options.policy.cache_key(),
+        policy: match source.is_pack() {
+            true => "pack".to_string(),
+            false => options.policy.cache_key(),
+        },
     }
 }
 
@@ -300,6 +320,24 @@ struct Session<'a, 'c> {
     records: BTreeMap<Component, ComponentRecord>,
     report: LoadReport,
     started: f64,
+    /// The schemes the tensors are converted to: the options', or a pack's own.
+    policy: ConversionPolicy,
+    /// A pack's manifest, and its text for the cache entry.
+    pack: Option<(PackManifest, String)>,
+}
+
+/// One tensor a component's stream reads.
+#[derive(Clone)]
+struct Planned {
+    /// Its position in the source's weights file (the cache's index).
+    index: usize,
+    name: String,
+    /// Its shape in the source's file: what the model checked, and what the upload lays out.
+    shape: Vec<usize>,
+    /// Where and how it is stored in the file being read (the source's, or a pack's).
+    at: TensorInfo,
+    /// Its record in the pack's manifest, when the file is a pack's.
+    packed: Option<PackTensor>,
 }
 
 /// The state of one component's stream.
@@ -308,8 +346,8 @@ struct Stream {
     /// The weights file, relative to the model's root, and its label in messages.
     file: String,
     label: String,
-    /// The tensors the model takes, in file order: (index in the file, name, byte range).
-    plan: Vec<(usize, String, TensorInfo)>,
+    /// The tensors the model takes, in the order of the file being read.
+    plan: Vec<Planned>,
     done: BTreeSet<usize>,
     done_bytes: u64,
     records: Vec<TensorRecord>,
@@ -375,16 +413,21 @@ fn emit(
 }
 
 impl<'a, 'c> Session<'a, 'c> {
+    /// Starts a load: opens its cache entry (for downloaded sources, or any with
+    /// `cache_local`) and reads a pack's manifest.
     async fn open(
         source: &'a ModelSource,
         options: &'a LoadOptions<'c>,
         events: &'a mut dyn FnMut(LoadEvent),
-    ) -> Session<'a, 'c> {
+        cache_local: bool,
+    ) -> Result<Session<'a, 'c>, LoadError> {
         let cache = match options.cache {
-            Some(cache) if source.is_remote() => Some(cache.entry(&key(source, options)).await),
+            Some(cache) if cache_local || source.is_remote() => {
+                Some(cache.entry(&key(source, options)).await)
+            }
             _ => None,
         };
-        Session {
+        let mut session = Session {
             source,
             options,
             events,
@@ -393,7 +436,37 @@ impl<'a, 'c> Session<'a, 'c> {
             records: BTreeMap::new(),
             report: LoadReport::default(),
             started: now_seconds(),
+            policy: options.policy,
+            pack: None,
+        };
+        if source.is_pack() {
+            session.open_pack().await?;
         }
+        Ok(session)
+    }
+
+    /// Reads and checks a pack's manifest; its schemes replace the options'.
+    async fn open_pack(&mut self) -> Result<(), LoadError> {
+        let texts = self.read_texts(&[(PACK_MANIFEST, true)]).await?;
+        let json = texts.required(PACK_MANIFEST).to_string();
+        let manifest = PackManifest::parse(&json).map_err(|detail| LoadError::BadPack {
+            pack: self.source.label(),
+            detail,
+        })?;
+        let schemes = manifest.conversion();
+        if schemes != self.options.policy {
+            self.notice(format!(
+                "{} keeps the text encoder in {}, the VAE in {} and the UNet in {}, as it was \
+                 made; other schemes need another pack",
+                self.source.label(),
+                schemes.text_encoder,
+                schemes.vae,
+                schemes.unet
+            ));
+        }
+        self.policy = schemes;
+        self.pack = Some((manifest, json));
+        Ok(())
     }
 
     fn notice(&mut self, text: String) {
@@ -431,19 +504,47 @@ impl<'a, 'c> Session<'a, 'c> {
                 }
             };
             if required && text.is_none() {
+                let root = match self.source.is_pack() {
+                    true => "a pack, the folder `sow pack` writes (with pack.json)",
+                    false => {
+                        "a diffusers-layout model (with text_encoder/, tokenizer/, unet/ and vae/)"
+                    }
+                };
                 return Err(LoadError::Missing {
                     source_label: self.source.label(),
                     what: path.to_string(),
                     detail: format!(
-                        "{} was not found; the source must be the root of a diffusers-layout \
-                         model (with text_encoder/, tokenizer/, unet/ and vae/)",
+                        "{} was not found; the source must be the root of {root}",
                         self.source.file_label(path)
                     ),
                 });
             }
+            self.check_pack_file(path, text.as_deref())?;
             texts.insert(path.to_string(), text);
         }
         Ok(Texts(texts))
+    }
+
+    /// A pack's text file must be the one its manifest lists.
+    fn check_pack_file(&self, path: &str, text: Option<&str>) -> Result<(), LoadError> {
+        let Some((manifest, _)) = &self.pack else {
+            return Ok(());
+        };
+        let Some(Some(record)) = manifest.files.get(path) else {
+            return Ok(());
+        };
+        let matches = text.is_some_and(|t| {
+            t.len() as u64 == record.bytes && crc32fast::hash(t.as_bytes()) == record.crc32
+        });
+        match matches {
+            true => Ok(()),
+            false => Err(LoadError::BadPack {
+                pack: self.source.label(),
+                detail: format!(
+                    "{path} is missing or does not match its checksum in {PACK_MANIFEST}"
+                ),
+            }),
+        }
     }
 
     /// Streams a component and builds it with `build`.
@@ -527,8 +628,8 @@ impl<'a, 'c> Session<'a, 'c> {
                     let resume_at = stream
                         .plan
                         .iter()
-                        .find(|(i, _, _)| !stream.done.contains(i))
-                        .map_or(0, |(_, _, info)| info.start);
+                        .find(|t| !stream.done.contains(&t.index))
+                        .map_or(0, |t| t.at.start);
                     self.notice(format!(
                         "{e}; resuming at byte {resume_at} (attempt {} of {})",
                         attempts + 1,
@@ -564,10 +665,15 @@ impl<'a, 'c> Session<'a, 'c> {
             None => None,
         };
         let fresh = cached.is_none();
+        let packed = self
+            .pack
+            .as_ref()
+            .and_then(|(m, _)| m.components.get(&component).cloned());
         let (file, prefix, reader) = match cached {
             Some((file, prefix)) => (file, prefix, None),
             None => {
-                let (file, body) = self.source.open_weights(component, None, 0).await?;
+                let file = packed.as_ref().map(|p| p.file.as_str());
+                let (file, body) = self.source.open_weights(component, file, 0).await?;
                 let label = self.source.file_label(&file);
                 let mut reader = StreamReader::new(&label, body, 0);
                 let mut count = |_| {};
@@ -592,8 +698,17 @@ impl<'a, 'c> Session<'a, 'c> {
         let label = self.source.file_label(&file);
         let file_len = reader.as_ref().and_then(|r| r.stream().file_len());
         let header = SafetensorsHeader::parse(&label, &prefix, file_len)?;
+        // A pack is checked against the source's header it carries: the real names and shapes.
+        let source_header = match &packed {
+            Some(p) => SafetensorsHeader::parse(
+                &format!("{label} (its source's header in {PACK_MANIFEST})"),
+                &p.source_prefix(),
+                None,
+            )?,
+            None => header.clone(),
+        };
         let requested = {
-            let mut probe_source = HeaderCheck::new(&header, probe);
+            let mut probe_source = HeaderCheck::new(&source_header, probe);
             check(&mut probe_source)?;
             probe_source.into_requested()
         };
@@ -604,15 +719,40 @@ impl<'a, 'c> Session<'a, 'c> {
                 }
             }
         }
-        let mut in_file_order: Vec<(&String, &TensorInfo)> = header.tensors.iter().collect();
+        let mut in_file_order: Vec<(&String, &TensorInfo)> = source_header.tensors.iter().collect();
         in_file_order.sort_by_key(|(_, info)| info.start);
-        let plan: Vec<(usize, String, TensorInfo)> = in_file_order
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (name, _))| requested.contains(*name))
-            .map(|(index, (name, info))| (index, name.clone(), info.clone()))
-            .collect();
-        let total: u64 = plan.iter().map(|(_, _, info)| info.end - info.start).sum();
+        let mut plan = Vec::new();
+        for (index, (name, info)) in in_file_order.into_iter().enumerate() {
+            if !requested.contains(name) {
+                continue;
+            }
+            let (at, record) = match &packed {
+                None => (info.clone(), None),
+                Some(p) => {
+                    let missing = |what: &str| WeightError::Pack {
+                        file: label.clone(),
+                        name: name.clone(),
+                        detail: format!("is missing from {what}: the pack is incomplete"),
+                    };
+                    let at = header
+                        .tensors
+                        .get(name)
+                        .ok_or_else(|| missing("the file"))?;
+                    let record = p.tensors.iter().find(|t| &t.name == name);
+                    let record = record.ok_or_else(|| missing(PACK_MANIFEST))?;
+                    (at.clone(), Some(record.clone()))
+                }
+            };
+            plan.push(Planned {
+                index,
+                name: name.clone(),
+                shape: info.shape.clone(),
+                at,
+                packed: record,
+            });
+        }
+        plan.sort_by_key(|t| t.at.start);
+        let total: u64 = plan.iter().map(|t| t.at.end - t.at.start).sum();
         Ok(Stream {
             component,
             file,
@@ -638,15 +778,18 @@ impl<'a, 'c> Session<'a, 'c> {
         if self.cache.is_none() {
             return;
         }
-        let policy = self.options.policy.policy(stream.component);
-        for (index, name, info) in stream.plan.clone() {
+        let policy = self.policy.policy(stream.component);
+        for planned in stream.plan.clone() {
+            let Planned {
+                index, name, shape, ..
+            } = &planned;
             let Some(entry) = &mut self.cache else { return };
-            match entry.tensor(stream.component, index, &name).await {
+            match entry.tensor(stream.component, *index, name).await {
                 CachedTensor::Hit(data, record) => {
                     if let Some(prepared) = &mut stream.prepared {
                         let device = prepared_device(prepared).clone();
-                        match upload(&name, &info.shape, data, &policy, &device) {
-                            Ok(weight) => prepared.insert(&name, &info.shape, weight),
+                        match upload(name, shape, data, &policy, &device) {
+                            Ok(weight) => prepared.insert(name, shape, weight),
                             Err(e) => {
                                 self.notice(format!(
                                     "the cached {} tensor {name:?} cannot be used ({e}); fetching it again",
@@ -658,8 +801,8 @@ impl<'a, 'c> Session<'a, 'c> {
                     }
                     self.report.from_cache += record.bytes;
                     stream.records.push(record);
-                    stream.done.insert(index);
-                    stream.done_bytes += info.end - info.start;
+                    stream.done.insert(*index);
+                    stream.done_bytes += planned.at.end - planned.at.start;
                     stream.ticker.tick(self.events, stream.done_bytes, false);
                 }
                 CachedTensor::Missing => {}
@@ -674,8 +817,15 @@ impl<'a, 'c> Session<'a, 'c> {
     /// Fetches every tensor not yet loaded, in file order, reusing the open body where the
     /// next tensor follows and opening a ranged request where it does not.
     async fn fetch_missing(&mut self, stream: &mut Stream) -> Result<(), LoadError> {
-        let policy = self.options.policy.policy(stream.component);
-        for (index, name, info) in stream.plan.clone() {
+        let policy = self.policy.policy(stream.component);
+        for planned in stream.plan.clone() {
+            let Planned {
+                index,
+                name,
+                shape,
+                at: info,
+                packed,
+            } = planned;
             if stream.done.contains(&index) {
                 continue;
             }
@@ -711,18 +861,34 @@ impl<'a, 'c> Session<'a, 'c> {
             };
             reader.skip_to(info.start, &what, &mut |_| {}).await?;
             let bytes = reader.read_to(info.end, &what, &mut on_bytes).await?;
-            let data =
-                safetensors::decode(&info, bytes).ok_or_else(|| WeightError::UnsupportedDtype {
-                    file: stream.label.clone(),
-                    name: name.clone(),
-                    dtype: info.dtype.name().to_string(),
-                })?;
+            let data = match &packed {
+                Some(record) => {
+                    unpack_tensor(record, &info, &shape, &policy, bytes).map_err(|detail| {
+                        WeightError::Pack {
+                            file: stream.label.clone(),
+                            name: name.clone(),
+                            detail,
+                        }
+                    })?
+                }
+                None => safetensors::decode(&info, bytes).ok_or_else(|| {
+                    WeightError::UnsupportedDtype {
+                        file: stream.label.clone(),
+                        name: name.clone(),
+                        dtype: info.dtype.name().to_string(),
+                    }
+                })?,
+            };
             let conversion = |e: materialize::ConversionError| WeightError::Conversion {
                 file: stream.label.clone(),
                 name: name.clone(),
                 detail: e.to_string(),
             };
-            let converted = convert(&name, data, &policy).map_err(conversion)?;
+            // A pack's quantized tensors arrive converted.
+            let converted = match data.dtype() {
+                DType::QFloat(_) => data,
+                _ => convert(&name, data, &policy).map_err(conversion)?,
+            };
             if let Some(entry) = &mut self.cache {
                 match entry
                     .save_tensor(stream.component, index, &name, &converted)
@@ -738,8 +904,8 @@ impl<'a, 'c> Session<'a, 'c> {
             if let Some(prepared) = &mut stream.prepared {
                 let device = prepared_device(prepared).clone();
                 let weight =
-                    upload(&name, &info.shape, converted, &policy, &device).map_err(conversion)?;
-                prepared.insert(&name, &info.shape, weight);
+                    upload(&name, &shape, converted, &policy, &device).map_err(conversion)?;
+                prepared.insert(&name, &shape, weight);
             }
             stream.done.insert(index);
             stream.done_bytes += len;
@@ -758,10 +924,14 @@ impl<'a, 'c> Session<'a, 'c> {
     /// Ends the load: commits the cache entry if every component went into it, and reports.
     async fn finish(mut self, texts: Texts) -> LoadReport {
         let complete = Component::ALL.iter().all(|c| self.records.contains_key(c));
+        let mut texts = texts.0;
+        if let Some((_, json)) = &self.pack {
+            texts.insert(PACK_MANIFEST.to_string(), Some(json.clone()));
+        }
         if let Some(entry) = &mut self.cache {
             if complete && (!entry.is_complete() || self.report.cached > 0) {
                 let records = std::mem::take(&mut self.records);
-                if let Err(e) = entry.commit(&texts.0, records).await {
+                if let Err(e) = entry.commit(&texts, records).await {
                     self.cache_failed(e).await;
                 }
             }

@@ -11,6 +11,8 @@ pub mod folder;
 pub mod generate;
 pub mod load;
 pub mod models;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pack;
 pub mod params;
 pub mod progress;
 pub mod source;
@@ -20,5 +22,7 @@ pub mod toy;
 pub use error::LoadError;
 pub use load::{load_models, load_text_encoder, pull, LoadOptions, PullReport};
 pub use models::{Models, SourceInfo};
+#[cfg(not(target_arch = "wasm32"))]
+pub use pack::{make_pack, PackReport};
 pub use progress::{format_bytes, render_line, LoadEvent, LoadProgress, LoadReport, Phase};
 pub use source::{license_notice, ModelSource, DEFAULT_MODEL_URL, LICENSE_NAME, LICENSE_URL};

@@ -21,6 +21,7 @@ pub mod cache;
 mod check;
 mod component;
 pub mod materialize;
+pub mod pack;
 pub mod policy;
 mod prepared;
 pub mod quant;
@@ -132,6 +133,16 @@ pub enum WeightError {
         dir: String,
         /// The names tried.
         candidates: String,
+    },
+    /// A pack's tensor does not match its manifest: damaged, or made with other schemes.
+    #[error("{file}: tensor {name:?} {detail}")]
+    Pack {
+        /// File label.
+        file: String,
+        /// Tensor name.
+        name: String,
+        /// What does not match.
+        detail: String,
     },
     /// The bytes are not a safetensors file at all (a web page, an error message).
     #[error("{file} is not a safetensors file: {detail}")]

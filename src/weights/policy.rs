@@ -208,7 +208,8 @@ impl Policy {
     pub fn new(component: Component, scheme: Scheme) -> Self {
         let keep_f32: &[&str] = match component {
             Component::Unet => &["conv_in.", "conv_out.", "time_embedding."],
-            Component::TextEncoder | Component::Vae => &[],
+            Component::Vae => &["encoder.conv_out.", "decoder.conv_out."],
+            Component::TextEncoder => &[],
         };
         Policy {
             component: Some(component),

@@ -3,8 +3,9 @@
 // takes a condition, places it, runs COW and SOW (offline planner, a stub Gemini, and a
 // failing Gemini that falls back), shows progress, a preview and the result, cancels a run,
 // downloads the PNG whose parameters are read back here and reused in the page; the Toy lab
-// runs a step; and a reload loads the model again from the browser's cache, fetching no
-// weight bytes. Long main-thread tasks during a run are measured and printed.
+// runs a step; a reload loads the model again from the browser's cache, fetching no weight
+// bytes; and a quantized pack (made by `sow pack`, PACK_DIR) loads by its URL, then from the
+// cache. Long main-thread tasks during a run are measured and printed.
 //
 // The tiny model's weights are random: the images are noise; what is checked is the app.
 // Run: scripts/page-test.sh (builds first), or `node --test tests/page/` with DIST_DIR set.
@@ -422,4 +423,35 @@ test('after a reload the model comes from the cache: no weight bytes fetched', a
   assert.match(await page.locator('#cache-summary').textContent(), /stored/);
   const { cspViolations } = await watched(page);
   assert.deepEqual(cspViolations, [], 'Content-Security-Policy violations');
+});
+
+test('a pack loads from its URL with its own schemes, then from the cache', { skip: process.env.PACK_DIR ? false : 'PACK_DIR is not set (scripts/page-test.sh makes the pack)' }, async () => {
+  const pack = await serveModel(process.env.PACK_DIR);
+  try {
+    const url = `pack:${pack.url}`;
+    const first = await loadModel(url);
+    assert.equal(first.state, 'ready', `${first.text}${describe()}`);
+    assert.match(first.text, /Ready: pack:/);
+    const notices = await page.locator('section[aria-labelledby="loaded-title"] ul.notices').textContent();
+    assert.match(notices, /keeps the text encoder in q8, the VAE in q8 and the UNet in q4/);
+    const sent = pack.weightBytes();
+    assert.ok(sent > 0, 'the pack came from its server');
+    assert.ok(pack.requests.every((r) => r.method === 'GET'), 'only simple GETs');
+    await screenshot(page, 'model-pack-laptop');
+    await page.reload();
+    await openApp(page, page.url(), describe);
+    const again = await loadModel(url);
+    assert.equal(again.state, 'ready', again.text);
+    assert.equal(pack.weightBytes(), sent, 'weight bytes fetched on the second load');
+    // Picked from this computer: its pack.json makes the folder a pack, read where it is.
+    await page.getByRole('radio', { name: 'A folder on this computer' }).check();
+    await page.getByLabel('Model folder', { exact: true }).setInputFiles(process.env.PACK_DIR);
+    await page.getByRole('button', { name: 'Load', exact: true }).click();
+    await page.waitForSelector('#model-status:not([data-state="busy"])', { timeout: 300_000 });
+    const picked = await page.locator('#model-status').textContent();
+    assert.match(picked, /Ready: pack:picked folder /, `${picked}${describe()}`);
+    assert.equal(pack.weightBytes(), sent, 'nothing fetched for picked files');
+  } finally {
+    await pack.close();
+  }
 });

@@ -187,6 +187,18 @@ pub fn check_tokenizer() -> Result<usize, String> {
     Ok(cases.len())
 }
 
+/// The token ids of every golden prompt of the text encoder, one row each.
+pub fn text_encoder_golden_ids() -> Vec<Vec<u32>> {
+    let json: Value = serde_json::from_str(TEXT_ENCODER_GOLDEN_JSON).unwrap();
+    let rows = json["input_ids"].as_array().unwrap();
+    rows.iter()
+        .map(|row| {
+            let ids = row.as_array().unwrap();
+            ids.iter().map(|v| v.as_u64().unwrap() as u32).collect()
+        })
+        .collect()
+}
+
 /// The tiny text encoder (fp16 variant file) against transformers' last hidden state, with its
 /// token table in one block (as loaded by default) and, forced by a 1 MiB table budget, in 7
 /// row blocks (the path SD-2.1's 193 MiB table takes within WebGPU's 128 MiB bindings).
@@ -194,19 +206,7 @@ pub fn check_tokenizer() -> Result<usize, String> {
 pub async fn check_text_encoder(device: &Device, tolerance: Tolerance) -> Result<f64, String> {
     let config = TextEncoderConfig::from_json("text_encoder/config.json", TEXT_ENCODER_CONFIG)
         .map_err(|e| e.to_string())?;
-    let golden_json: Value = serde_json::from_str(TEXT_ENCODER_GOLDEN_JSON).unwrap();
-    let rows: Vec<Vec<u32>> = golden_json["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect()
-        })
-        .collect();
+    let rows = text_encoder_golden_ids();
     let (shape, expected) = golden(TEXT_ENCODER_GOLDEN, "last_hidden_state");
     let mut worst = 0.0f64;
     for (label, policy) in [

@@ -63,16 +63,20 @@ pub fn ModelPage() -> impl IntoView {
             SourceKind::Url => {
                 let text = url.get_untracked();
                 let text = text.trim();
-                if !(text.starts_with("https://") || text.starts_with("http://")) {
+                let address = text.strip_prefix("pack:").unwrap_or(text);
+                if !(address.starts_with("https://") || address.starts_with("http://")) {
                     return Err("Enter the URL of a model folder in the diffusers layout \
-                                (it starts with https://)."
+                                (it starts with https://), or of a pack (pack:https://…)."
                         .into());
+                }
+                if text.starts_with("pack:") {
+                    return ModelSource::parse(text).map_err(|e| e.to_string());
                 }
                 Ok(ModelSource::Url(UrlSource::new(text)))
             }
             SourceKind::Files => picked
                 .get_value()
-                .map(ModelSource::Files)
+                .map(ModelSource::picked)
                 .ok_or_else(|| "Pick the model's folder first.".to_string()),
         }
     };
@@ -191,7 +195,8 @@ pub fn ModelPage() -> impl IntoView {
                             />
                             <p class="hint" id="model-url-hint">
                                 "The folder that holds unet/, vae/, text_encoder/ and tokenizer/, \
-                                 on a server that lets this page read it (CORS)."
+                                 on a server that lets this page read it (CORS); for a pack made \
+                                 by sow pack, write pack: before its URL (its own schemes are used)."
                             </p>
                         </div>
                         {radio(SourceKind::Files, "source-files", "A folder on this computer")}

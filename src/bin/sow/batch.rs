@@ -22,7 +22,8 @@ pub struct BatchArgs {
     /// Run only the jobs of shard i of n (job number mod n = i), e.g. `--shard 0/4`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
-    /// The model for every job, a folder or a URL (a job's own `model` is used otherwise).
+    /// The model for every job, a folder, a URL or `pack:<folder or URL>` (a job's own `model`
+    /// is used otherwise).
     #[arg(long)]
     model: Option<String>,
     /// The cache folder for downloaded models. Default: $XDG_CACHE_HOME/sow-studio, else

@@ -237,7 +237,7 @@ fn parse_jump(s: &str) -> Result<JumpMode, String> {
 
 /// A request with every default filled in, ready to run.
 pub struct Resolved {
-    /// The model: a folder or a URL.
+    /// The model: a folder, a URL, or a pack made by `sow pack` (`pack:<folder or URL>`).
     pub model: String,
     /// The run.
     pub job: GenerateJob,

@@ -13,6 +13,8 @@ mod generate;
 #[cfg(not(target_arch = "wasm32"))]
 mod interrupt;
 #[cfg(not(target_arch = "wasm32"))]
+mod pack;
+#[cfg(not(target_arch = "wasm32"))]
 mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 mod progress;
@@ -31,6 +33,7 @@ fn main() {
         Command::Batch(args) => batch::run(args),
         Command::Toy(args) => toy::run(args),
         Command::Pull(args) => pull::run(args),
+        Command::Pack(args) => pack::run(args),
         Command::CheckLimits(args) => checks::check_limits(args),
         Command::BenchUnet(args) => checks::bench_unet(args),
         Command::BenchOps(args) => checks::bench_ops(args),
@@ -66,6 +69,9 @@ enum Command {
     Toy(toy::ToyArgs),
     /// Fetch a model into the cache (checked, converted, resumable) without running anything.
     Pull(pull::PullArgs),
+    /// Convert a model into a quantized pack: the smallest download, loaded with
+    /// `--model pack:<folder or URL>`.
+    Pack(pack::PackArgs),
     /// Full-size checks on Vulkan with WebGPU's default limits (random weights): one UNet
     /// evaluation, the text encoder, a 512 px VAE encode and a decode.
     CheckLimits(checks::CheckLimitsArgs),

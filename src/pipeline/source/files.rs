@@ -95,12 +95,16 @@ impl PickedFiles {
     }
 }
 
-/// `…/sd21/unet/config.json` → `unet/config.json`; `None` outside the layout.
+/// `…/sd21/unet/config.json` → `unet/config.json`, a pack's `…/pack.json` → `pack.json`;
+/// `None` outside the layout.
 fn layout_path(picked: &str) -> Option<String> {
     let parts: Vec<&str> = picked
         .split(['/', '\\'])
         .filter(|p| !p.is_empty())
         .collect();
+    if parts.last() == Some(&crate::weights::pack::PACK_MANIFEST) && parts.len() <= 2 {
+        return Some(crate::weights::pack::PACK_MANIFEST.to_string());
+    }
     let start = parts.iter().position(|p| LAYOUT_DIRS.contains(p))?;
     Some(parts[start..].join("/"))
 }

@@ -70,7 +70,7 @@ pub enum ModelSource {
     Files(PickedFiles),
     /// A base URL in the diffusers layout.
     Url(UrlSource),
-    /// A quantized pack (its format comes with the pack work).
+    /// A quantized pack made by `sow pack`, wherever its files are.
     Pack(PackSource),
 }
 
@@ -85,7 +85,12 @@ impl ModelSource {
             ));
         }
         if let Some(location) = text.strip_prefix("pack:") {
-            return Ok(ModelSource::Pack(PackSource::new(location)));
+            return match ModelSource::parse(location)? {
+                ModelSource::Pack(_) => Err(LoadError::Unsupported(format!(
+                    "{text:?}: a pack is named once, as pack:<URL or path>"
+                ))),
+                files => Ok(ModelSource::Pack(PackSource::new(files))),
+            };
         }
         if text.starts_with("http://") || text.starts_with("https://") {
             return Ok(ModelSource::Url(UrlSource::new(text)));
@@ -117,12 +122,31 @@ impl ModelSource {
         }
     }
 
+    /// Files picked in the browser: a pack when they hold a `pack.json`, else a model in the
+    /// diffusers layout.
+    #[cfg(target_arch = "wasm32")]
+    pub fn picked(files: PickedFiles) -> ModelSource {
+        let is_pack = files
+            .paths()
+            .any(|p| p == crate::weights::pack::PACK_MANIFEST);
+        match is_pack {
+            true => ModelSource::Pack(PackSource::new(ModelSource::Files(files))),
+            false => ModelSource::Files(files),
+        }
+    }
+
     /// The revision the source names (a commit in a `/resolve/<commit>/` URL).
     pub fn revision(&self) -> Option<String> {
         match self {
             ModelSource::Url(url) => url.revision(),
+            ModelSource::Pack(pack) => pack.files().revision(),
             _ => None,
         }
+    }
+
+    /// Whether the source is a pack.
+    pub fn is_pack(&self) -> bool {
+        matches!(self, ModelSource::Pack(_))
     }
 
     /// Where the model came from, for the images' parameters.
@@ -137,7 +161,11 @@ impl ModelSource {
     /// Whether reading the source costs a download (and so is worth caching). Local folders
     /// and picked files are read where they are.
     pub fn is_remote(&self) -> bool {
-        matches!(self, ModelSource::Url(_) | ModelSource::Pack(_))
+        match self {
+            ModelSource::Url(_) => true,
+            ModelSource::Pack(pack) => pack.files().is_remote(),
+            _ => false,
+        }
     }
 
     /// A text file by its path in the layout; `None` when the source does not have it.
@@ -148,7 +176,7 @@ impl ModelSource {
             #[cfg(target_arch = "wasm32")]
             ModelSource::Files(files) => files.text(path).await,
             ModelSource::Url(url) => url.text(path).await,
-            ModelSource::Pack(pack) => Err(pack.unsupported()),
+            ModelSource::Pack(pack) => Box::pin(pack.files().text(path)).await,
         }
     }
 
@@ -186,7 +214,7 @@ impl ModelSource {
             #[cfg(target_arch = "wasm32")]
             ModelSource::Files(files) => Ok(files.open(path, offset).map(Body::Blob)),
             ModelSource::Url(url) => url.open(path, offset).await.map(|b| b.map(Body::Http)),
-            ModelSource::Pack(pack) => Err(pack.unsupported()),
+            ModelSource::Pack(pack) => Box::pin(pack.files().open(path, offset)).await,
         }
     }
 
@@ -196,7 +224,9 @@ impl ModelSource {
             #[cfg(not(target_arch = "wasm32"))]
             ModelSource::Folder(root) => root.join(path).display().to_string(),
             ModelSource::Url(url) => url.url_of(path),
-            _ => format!("{}/{path}", self.label()),
+            ModelSource::Pack(pack) => pack.files().file_label(path),
+            #[cfg(target_arch = "wasm32")]
+            ModelSource::Files(files) => format!("{}/{path}", files.label()),
         }
     }
 }
@@ -259,10 +289,11 @@ mod tests {
             ModelSource::parse("https://example.org/sd21/").unwrap(),
             ModelSource::Url(_)
         ));
-        assert!(matches!(
-            ModelSource::parse("pack:https://example.org/p/").unwrap(),
-            ModelSource::Pack(_)
-        ));
+        let pack = ModelSource::parse("pack:https://example.org/p/").unwrap();
+        assert!(matches!(&pack, ModelSource::Pack(_)));
+        assert_eq!(pack.label(), "pack:https://example.org/p/");
+        assert!(pack.is_remote());
+        assert!(ModelSource::parse("pack:pack:https://example.org/p/").is_err());
         #[cfg(not(target_arch = "wasm32"))]
         assert!(matches!(
             ModelSource::parse("models/sd21").unwrap(),

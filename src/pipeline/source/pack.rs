@@ -1,32 +1,30 @@
-//! A quantized pack as a model source: the interface only. The pack format (converted tensors
-//! with their scheme and scales, and a manifest) comes with the quantization work; until then
-//! a pack is recognised and refused with a clear message.
+//! A quantized pack as a model source (docs/weights.md, "Packs"): a folder made by `sow pack`,
+//! on this machine, at a URL, or picked in the browser. It is read like the place it is in;
+//! what makes it a pack is its `pack.json`, which the load reads first
+//! ([`crate::weights::pack`]).
 
-use super::LoadError;
+use super::ModelSource;
 
-/// A pack by URL or path (`--model pack:<location>`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A pack: where its files are (`--model pack:<URL or path>`).
 pub struct PackSource {
-    location: String,
+    files: Box<ModelSource>,
 }
 
 impl PackSource {
-    /// A pack at `location`.
-    pub fn new(location: &str) -> Self {
+    /// The pack whose files are at `files` (a folder, a base URL or picked files).
+    pub fn new(files: ModelSource) -> Self {
         PackSource {
-            location: location.trim().to_string(),
+            files: Box::new(files),
         }
     }
 
-    /// The source as given.
-    pub fn label(&self) -> String {
-        format!("pack:{}", self.location)
+    /// Where its files are.
+    pub(super) fn files(&self) -> &ModelSource {
+        &self.files
     }
 
-    pub(super) fn unsupported(&self) -> LoadError {
-        LoadError::Unsupported(format!(
-            "{}: quantized packs cannot be loaded yet; use the model's diffusers folder or URL",
-            self.label()
-        ))
+    /// The source as given: `pack:` and the location.
+    pub fn label(&self) -> String {
+        format!("pack:{}", self.files.label())
     }
 }

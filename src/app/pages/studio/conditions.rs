@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use super::mask::{show_masks_when_editors_close, MaskEditor};
 use super::state::{default_box, ConditionEntry, Studio};
-use crate::app::files::{dropped_files, file_url, files_of, input_of, read_file, revoke_url};
+use crate::app::files::{dropped_files, file_url, files_of, input_of, read_file};
 use crate::imaging::{decode_image, SquareBox};
 use crate::pipeline::conditions::ConditionFiles;
 
@@ -171,7 +171,6 @@ fn ConditionRow(studio: Studio, index: usize, entry: ConditionEntry) -> impl Int
             </label>
         }
     };
-    let thumbnail = entry.thumbnail.clone();
     view! {
         <li class="condition-row">
             <img class="thumb" src=entry.thumbnail.clone() alt=format!("Condition {number}: {name}")/>
@@ -205,11 +204,11 @@ fn ConditionRow(studio: Studio, index: usize, entry: ConditionEntry) -> impl Int
                 aria-label=format!("Remove condition {number}")
                 disabled=move || studio.busy()
                 on:click=move |_| {
-                    revoke_url(&thumbnail);
-                    studio.conditions.with_untracked(|l| {
-                        l.iter().filter(|c| c.id == id && !c.kept.is_empty()).for_each(|c| revoke_url(&c.kept))
+                    // The list's entry, not this row's copy: a mask painted since added a URL.
+                    studio.conditions.update(|l| {
+                        l.iter().filter(|c| c.id == id).for_each(ConditionEntry::revoke_urls);
+                        l.retain(|c| c.id != id)
                     });
-                    studio.conditions.update(|l| l.retain(|c| c.id != id));
                     if studio.mask_open.get_untracked() == Some(id) {
                         studio.mask_open.set(None);
                     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
+use crate::app::files::revoke_url;
 use crate::diffusion::sow::dam::DamOptions;
 use crate::diffusion::sow::planner::Plan;
 use crate::diffusion::sow::presets::DEFAULT_SEED;
@@ -32,6 +33,16 @@ pub struct ConditionEntry {
     pub placement: SquareBox,
     /// Whether the user placed it (then the planner's placement does not replace it).
     pub placed_by_hand: bool,
+}
+
+impl ConditionEntry {
+    /// Gives the page's memory of its `blob:` URLs back, when it leaves the list.
+    pub fn revoke_urls(&self) {
+        revoke_url(&self.thumbnail);
+        if !self.kept.is_empty() {
+            revoke_url(&self.kept);
+        }
+    }
 }
 
 /// Where the run stands.
