@@ -8,7 +8,6 @@ mod suite;
 mod web;
 
 use burn::tensor::Device;
-use serde_json::Value;
 use sow_studio::compare::relative_l2;
 use sow_studio::model::clip::ClipTextEncoder;
 use sow_studio::pipeline::source::{PickedFiles, UrlSource};
