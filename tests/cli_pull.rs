@@ -8,23 +8,17 @@
 mod loopback;
 #[path = "support/model_server.rs"]
 mod model_server;
+#[path = "support/scratch.rs"]
+mod scratch;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use model_server::ModelServer;
+use scratch::scratch;
 use sow_studio::pipeline::license_notice;
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-sd2");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("sow-studio-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs `sow pull --model <model> --cache-dir <cache>`; (success, stdout, stderr).
 fn sow_pull(model: &str, cache: &Path) -> (bool, String, String) {

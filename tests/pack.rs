@@ -10,6 +10,8 @@ mod loaded;
 mod loopback;
 #[path = "support/model_server.rs"]
 mod model_server;
+#[path = "support/scratch.rs"]
+mod scratch;
 mod suite;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use loaded::Loaded;
 use model_server::{Fault, ModelServer};
+use scratch::scratch;
 use serde_json::Value;
 use sow_studio::compare::relative_l2;
 use sow_studio::pipeline::{load_models, make_pack, LoadOptions, ModelSource, Models, PackReport};
@@ -34,19 +37,9 @@ const PACKED: ConversionPolicy = ConversionPolicy {
     unet: Scheme::Q4,
 };
 
-/// An empty scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("sow-studio-tests")
-        .join(format!("pack-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A pack of the tiny model with `policy`, in a fresh folder.
 fn make(name: &str, policy: ConversionPolicy) -> (PathBuf, PackReport) {
-    let out = scratch(name).join("pack");
+    let out = scratch(&format!("pack-{name}")).join("pack");
     let source = ModelSource::parse(TINY).unwrap();
     let report = pollster::block_on(make_pack(
         &source,
@@ -167,7 +160,7 @@ fn a_4_bit_pack_loads_from_a_folder_and_a_url_as_the_source_does_with_its_scheme
     // From a URL: a cold load transfers the pack, once; a warm load nothing.
     let server = ModelServer::start(&pack, "pack");
     let source = ModelSource::parse(&format!("pack:{}", server.url("pack"))).unwrap();
-    let cache = Cache::in_folder(scratch("load-cache"));
+    let cache = Cache::in_folder(scratch("pack-load-cache"));
     let cold = load(&source, PACKED, Some(&cache));
     assert_same_as_direct(cold.models(), expected.models(), &expected_outputs);
     assert_eq!(server.sent(), report.total_bytes, "every byte once");
@@ -194,7 +187,7 @@ fn a_dropped_pack_download_resumes_at_the_first_unfinished_tensor() {
             times: 1,
         },
     );
-    let cache = Cache::in_folder(scratch("resume-cache"));
+    let cache = Cache::in_folder(scratch("pack-resume-cache"));
     let loaded = load(&source, PACKED, Some(&cache));
     loaded.models();
     assert!(
@@ -226,7 +219,7 @@ fn load_altered(name: &str, change: impl FnOnce(&Path, &ModelServer)) -> (String
     let server = ModelServer::start(&pack, "pack");
     change(&pack, &server);
     let source = ModelSource::parse(&format!("pack:{}", server.url("pack"))).unwrap();
-    let cache_dir = scratch(&format!("{name}-cache"));
+    let cache_dir = scratch(&format!("pack-{name}-cache"));
     let cache = Cache::in_folder(&cache_dir);
     let error = load(&source, PACKED, Some(&cache)).error();
     assert!(!error.contains("panicked"), "{error}");
@@ -355,7 +348,7 @@ fn a_pack_is_written_only_into_a_new_folder_and_only_from_a_model() {
     assert!(error.contains("not empty"), "{error}");
     let of_a_pack = pollster::block_on(make_pack(
         &ModelSource::parse(&format!("pack:{}", pack.display())).unwrap(),
-        &scratch("refusals-2").join("out"),
+        &scratch("pack-refusals-2").join("out"),
         PACKED,
         None,
         &Device::flex(),

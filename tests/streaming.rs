@@ -10,13 +10,16 @@ mod loaded;
 mod loopback;
 #[path = "support/model_server.rs"]
 mod model_server;
+#[path = "support/scratch.rs"]
+mod scratch;
 mod suite;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use loaded::Loaded;
 use model_server::{Fault, ModelServer};
+use scratch::scratch;
 use serde_json::Value;
 use sow_studio::compare::relative_l2;
 use sow_studio::model::config::UNetConfig;
@@ -50,16 +53,6 @@ fn file_size(relative: &str) -> u64 {
     std::fs::metadata(Path::new(TINY).join(relative))
         .unwrap()
         .len()
-}
-
-/// An empty scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("sow-studio-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn serve() -> (ModelServer, ModelSource) {
